@@ -1,0 +1,71 @@
+# Station Booking. Only Python 3.11+ and make are needed: everything else is installed here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+STAMP := $(VENV)/.installed
+CATALOGS := $(wildcard booking/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGS:.po=.mo)
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: install run test test-pg test-browser lint format bench translations lock clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP) $(COMPILED)
+
+booking/translations/%/LC_MESSAGES/messages.mo: booking/translations/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+# Serve on http://127.0.0.1:5000 with an embedded SQLite database under instance/.
+run: install
+	@mkdir -p instance
+	@if [ -z "$$DATABASE_URL" ] && [ ! -f instance/booking.sqlite3 ]; then touch instance/.new-database; fi
+	$(FLASK) db upgrade
+	$(FLASK) booking seed
+	@if [ -f instance/.new-database ]; then $(FLASK) booking demo && rm -f instance/.new-database; fi
+	@echo ""
+	@echo "  Station Booking on http://127.0.0.1:5000"
+	@echo "  demo member: member@example.com / station-demo"
+	@echo "  demo staff:  staff@example.com  / station-demo"
+	@echo ""
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+# The whole suite on SQLite; set TEST_DATABASE_URL to run it on PostgreSQL.
+test: install
+	$(BIN)/python -m pytest
+
+test-pg: install
+	TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Benchmarks: not part of `make test`. Builds 1M bookings on SQLite and PostgreSQL.
+bench: install
+	$(BIN)/python benchmarks/engine.py --db both
+
+# Extract messages from code and templates, merge them into the catalogs, compile.
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o booking/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i booking/translations/messages.pot -d booking/translations --no-fuzzy-matching
+	$(BIN)/pybabel compile -d booking/translations
+
+# Re-pin every dependency to the newest allowed by pyproject.toml (then run the tests!).
+lock:
+	rm -rf /tmp/booking-lock && $(PYTHON) -m venv /tmp/booking-lock
+	/tmp/booking-lock/bin/pip install --quiet -e '.[dev]'
+	@echo "review the versions, then update requirements*.txt"; /tmp/booking-lock/bin/pip freeze --exclude-editable
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts

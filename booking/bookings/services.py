@@ -1,0 +1,422 @@
+"""Every write of a booking goes through here, in one transaction with the lock that
+keeps the capacity rule true under concurrent requests.
+
+On SQLite the lock is the database write lock, taken by BEGIN IMMEDIATE before the
+first read; on PostgreSQL it is the space row (SELECT … FOR UPDATE), backed by an
+exclusion constraint on exclusive spaces. The acting user is always an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from booking.auth.models import User
+from booking.bookings.models import HOLDING, AuditEvent, Booking, Status
+from booking.db import utcnow, write_transaction
+from booking.domain.availability import nearest_free
+from booking.domain.capacity import Hold
+from booking.domain.check import ClosureSpan, Request, capacity_refusal, check_request, closure_refusal, policy_refusal
+from booking.domain.intervals import Interval, NaiveDatetimeError
+from booking.domain.refusals import Conflict, NaiveTime, NotBookable, Refusal
+from booking.domain.rules import MAX_SPAN
+from booking.spaces.models import Closure, Space
+
+
+class BookingRefused(Exception):
+    """The request breaks a rule; `refusal` says which, with what is in the way."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.code)
+        self.refusal = refusal
+
+
+class AlreadyDecided(Exception):
+    """A stale click: the booking left the state the decision was made on."""
+
+    def __init__(self, booking: Booking) -> None:
+        super().__init__(f"booking {booking.id} is already {booking.status}")
+        self.booking = booking
+        self.status = booking.status
+        self.decided_by = booking.decided_by.display_name if booking.decided_by else None
+        self.decided_at = booking.decided_at
+
+
+class NotPermitted(Exception):
+    """The actor may not do this to this booking (a member cancelling another's, say)."""
+
+
+class ReasonRequired(ValueError):
+    """Rejecting, or cancelling someone else's booking, needs a reason the requester reads."""
+
+
+# Called inside the transaction after every change, so mail is queued atomically with it.
+# booking.notifications registers itself here; tests may add their own listeners.
+listeners: list[Callable[[Session, Booking, str, User | None, str | None], None]] = []
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts, when and from where: passed in, never read from the request."""
+
+    actor: User | None
+    now: datetime
+    ip: str | None = None
+
+
+def context(actor: User | None, *, now: datetime | None = None, ip: str | None = None) -> Context:
+    return Context(actor=actor, now=now or utcnow(), ip=ip)
+
+
+# -- reading what the rules need -------------------------------------------------------
+
+
+def lock_space(session: Session, space_id: int) -> Space:
+    stmt = select(Space).where(Space.id == space_id).with_for_update()
+    return session.execute(stmt, execution_options={"populate_existing": True}).scalar_one()
+
+
+def holds_in(session: Session, space_id: int, window: Interval, *, exclude: int | None = None) -> list[Hold]:
+    """Units held in a space over a window, in one bounded index range scan."""
+    stmt = select(Booking.id, Booking.start_at, Booking.end_at, Booking.units, Booking.requester_id).where(
+        Booking.space_id == space_id,
+        Booking.status.in_(HOLDING),
+        # the lower bound keeps the scan to the window: no booking is longer than MAX_SPAN
+        Booking.start_at >= window.start - MAX_SPAN,
+        Booking.start_at < window.end,
+        Booking.end_at > window.start,
+    )
+    if exclude is not None:
+        stmt = stmt.where(Booking.id != exclude)
+    return [
+        Hold(
+            booking_id=row.id,
+            interval=Interval(row.start_at, row.end_at),
+            units=row.units,
+            requester_id=row.requester_id,
+        )
+        for row in session.execute(stmt)
+    ]
+
+
+def closures_in(session: Session, space: Space, window: Interval) -> list[ClosureSpan]:
+    stmt = select(Closure).where(
+        Closure.location_id == space.location_id,
+        or_(Closure.space_id.is_(None), Closure.space_id == space.id),
+        Closure.start_at < window.end,
+        Closure.end_at > window.start,
+    )
+    return [
+        ClosureSpan(closure_id=c.id, interval=Interval(c.start_at, c.end_at), reason=c.reason)
+        for c in session.scalars(stmt)
+    ]
+
+
+def future_bookings_of(session: Session, space_id: int, requester_id: int, now: datetime) -> int:
+    stmt = select(func.count(Booking.id)).where(
+        Booking.space_id == space_id,
+        Booking.requester_id == requester_id,
+        Booking.status.in_(HOLDING),
+        Booking.end_at > now,
+    )
+    return session.scalar(stmt) or 0
+
+
+def with_nearest_free(session: Session, space: Space, refusal: Refusal, request: Request, now: datetime) -> Refusal:
+    """A capacity refusal comes with the nearest time that is free, where one exists."""
+    if not isinstance(refusal, Conflict):
+        return refusal
+    search = timedelta(days=7) if not space.whole_days else timedelta(days=60)
+    window = Interval(request.interval.start - search, request.interval.end + search)
+    holds = holds_in(session, space.id, window)
+    closures = closures_in(session, space, window)
+    rules = space.rules()
+    nearest = nearest_free(rules, request, now=now, holds=holds, closures=closures, search=search)
+    return Conflict(blocking=refusal.blocking, left=refusal.left, nearest_free=nearest)
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def audit(
+    session: Session,
+    ctx: Context,
+    action: str,
+    *,
+    booking: Booking | None = None,
+    space_id: int | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str | None = None,
+    details: dict[str, object] | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            at=ctx.now,
+            actor_id=ctx.actor.id if ctx.actor else None,
+            action=action,
+            booking_id=booking.id if booking else None,
+            space_id=space_id if space_id is not None else (booking.space_id if booking else None),
+            subject_user_id=booking.requester_id if booking else None,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            ip=ctx.ip,
+            details=details,
+        )
+    )
+
+
+def _touch(session: Session, booking: Booking, now: datetime) -> None:
+    """Move the feed watermarks of the space and the requester forward."""
+    session.execute(update(Space).where(Space.id == booking.space_id).values(changed_at=now))
+    session.execute(update(User).where(User.id == booking.requester_id).values(changed_at=now))
+
+
+def _notify(session: Session, booking: Booking, kind: str, ctx: Context, reason: str | None = None) -> None:
+    for listener in listeners:
+        listener(session, booking, kind, ctx.actor, reason)
+
+
+def _is_exclusion_violation(exc: IntegrityError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "23P01"
+
+
+def request_booking(
+    session: Session,
+    ctx: Context,
+    *,
+    space_id: int,
+    requester: User,
+    start: datetime,
+    end: datetime,
+    title: str,
+    units: int = 1,
+    attendees: int = 1,
+    title_public: bool = False,
+    override_reason: str | None = None,
+    series_id: int | None = None,
+) -> Booking:
+    """Hold capacity for a request: confirmed at once, or pending when staff must approve.
+
+    Staff acting for a member may pass `override_reason` to lift the space's policy
+    limits (duration, notice, advance, units, count) — never capacity, closures, the
+    grid or opening hours. The reason is recorded on the booking and in the audit trail.
+    """
+    try:
+        interval = Interval(start, end)
+    except NaiveDatetimeError as exc:
+        raise BookingRefused(NaiveTime()) from exc
+    if ctx.now.tzinfo is None:
+        raise BookingRefused(NaiveTime())
+    overriding = bool(override_reason and override_reason.strip() and ctx.actor and ctx.actor.is_staff)
+    with write_transaction(session):
+        space = lock_space(session, space_id)
+        if not space.bookable:
+            raise BookingRefused(NotBookable())
+        rules = space.rules()
+        request = Request(interval=interval, units=units, attendees=attendees)
+        holds = holds_in(session, space.id, interval)
+        closures = closures_in(session, space, interval)
+        future = future_bookings_of(session, space.id, requester.id, ctx.now)
+        refusal = check_request(
+            rules,
+            request,
+            now=ctx.now,
+            holds=holds,
+            closures=closures,
+            future_bookings=future,
+            enforce_policy=not overriding,
+        )
+        if refusal is not None:
+            raise BookingRefused(with_nearest_free(session, space, refusal, request, ctx.now))
+        overridden = policy_refusal(rules, request, now=ctx.now, future_bookings=future) if overriding else None
+        staff_booking = ctx.actor is not None and ctx.actor.is_staff
+        needs_approval = rules.needs_approval(interval.duration) and not staff_booking
+        booking = Booking(
+            space_id=space.id,
+            requester_id=requester.id,
+            created_by_id=(ctx.actor or requester).id,
+            organisation_id=requester.organisation_id,
+            series_id=series_id,
+            title=title,
+            attendees=attendees,
+            units=units,
+            start_at=interval.start,
+            end_at=interval.end,
+            status=Status.PENDING.value if needs_approval else Status.CONFIRMED.value,
+            title_public=title_public and space.titles_public,
+            exclusive=space.exclusive,
+            override_reason=override_reason.strip() if overridden is not None and override_reason else None,
+            decided_by_id=None if needs_approval else (ctx.actor or requester).id,
+            decided_at=None if needs_approval else ctx.now,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        session.add(booking)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            if not _is_exclusion_violation(exc):
+                raise
+            raise BookingRefused(Conflict(blocking=(), left=0)) from exc
+        audit(
+            session,
+            ctx,
+            "request",
+            booking=booking,
+            to_status=booking.status,
+            reason=booking.override_reason,
+            details={"override": overridden.code} if overridden is not None else None,
+        )
+        _touch(session, booking, ctx.now)
+        _notify(session, booking, "requested" if needs_approval else "confirmed", ctx)
+    return booking
+
+
+def _load(session: Session, booking_id: int) -> Booking:
+    booking = session.get(Booking, booking_id, populate_existing=True)
+    if booking is None:
+        raise LookupError(booking_id)
+    return booking
+
+
+def _transition(
+    session: Session,
+    ctx: Context,
+    booking: Booking,
+    *,
+    from_statuses: Sequence[str],
+    to_status: str,
+    reason: str | None,
+    action: str,
+) -> Booking:
+    """Compare-and-swap: change state only from the state the decision was made on.
+
+    The caller holds the space's lock already: every writer takes the space row first,
+    then the booking, so two writers never wait on each other in opposite order.
+    """
+    before = booking.status
+    result = session.execute(
+        update(Booking)
+        .where(Booking.id == booking.id, Booking.status.in_(from_statuses))
+        .values(
+            status=to_status,
+            revision=Booking.revision + 1,
+            updated_at=ctx.now,
+            decided_by_id=ctx.actor.id if ctx.actor else None,
+            decided_at=ctx.now,
+            decision_reason=reason,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(booking)
+        raise AlreadyDecided(booking)
+    session.refresh(booking)
+    audit(session, ctx, action, booking=booking, from_status=before, to_status=to_status, reason=reason)
+    _touch(session, booking, ctx.now)
+    _notify(session, booking, action, ctx, reason)
+    return booking
+
+
+def approve(session: Session, ctx: Context, booking_id: int) -> Booking:
+    """Staff confirm a pending request after re-checking capacity and closures under the lock."""
+    if ctx.actor is None or not ctx.actor.is_staff:
+        raise NotPermitted("only staff approve requests")
+    with write_transaction(session):
+        booking = _load(session, booking_id)
+        space = lock_space(session, booking.space_id)
+        if booking.status != Status.PENDING.value:
+            raise AlreadyDecided(booking)
+        interval = Interval(booking.start_at, booking.end_at)
+        request = Request(interval=interval, units=booking.units, attendees=booking.attendees)
+        closed = closure_refusal(interval, closures_in(session, space, interval))
+        if closed is not None:
+            raise BookingRefused(closed)
+        conflict = capacity_refusal(space.rules(), request, holds_in(session, space.id, interval, exclude=booking.id))
+        if conflict is not None:
+            raise BookingRefused(conflict)
+        return _transition(
+            session,
+            ctx,
+            booking,
+            from_statuses=[Status.PENDING.value],
+            to_status=Status.CONFIRMED.value,
+            reason=None,
+            action="confirmed",
+        )
+
+
+def reject(session: Session, ctx: Context, booking_id: int, reason: str) -> Booking:
+    if ctx.actor is None or not ctx.actor.is_staff:
+        raise NotPermitted("only staff reject requests")
+    if not reason or not reason.strip():
+        raise ReasonRequired("a rejection needs a reason")
+    with write_transaction(session):
+        booking = _load(session, booking_id)
+        lock_space(session, booking.space_id)
+        return _transition(
+            session,
+            ctx,
+            booking,
+            from_statuses=[Status.PENDING.value],
+            to_status=Status.REJECTED.value,
+            reason=reason.strip(),
+            action="rejected",
+        )
+
+
+def cancel(session: Session, ctx: Context, booking_id: int, reason: str | None = None) -> Booking:
+    """The requester cancels before the start; staff cancel any time, with a reason."""
+    actor = ctx.actor
+    if actor is None:
+        raise NotPermitted("anonymous users cannot cancel")
+    with write_transaction(session):
+        booking = _load(session, booking_id)
+        lock_space(session, booking.space_id)
+        own = booking.requester_id == actor.id
+        if not actor.is_staff:
+            if not own:
+                raise NotPermitted("members cancel only their own bookings")
+            if booking.start_at <= ctx.now and booking.holding:
+                raise NotPermitted("the booking has already started")
+        elif not own and not (reason and reason.strip()):
+            raise ReasonRequired("staff cancelling someone's booking give a reason")
+        if not booking.holding:
+            raise AlreadyDecided(booking)
+        return _transition(
+            session,
+            ctx,
+            booking,
+            from_statuses=list(HOLDING),
+            to_status=Status.CANCELLED.value,
+            reason=reason.strip() if reason else None,
+            action="cancelled",
+        )
+
+
+def expire_pending(session: Session, ctx: Context) -> int:
+    """Pending requests whose start has passed undecided become expired. Safe to run often."""
+    with write_transaction(session):
+        stale = session.scalars(
+            select(Booking).where(Booking.status == Status.PENDING.value, Booking.start_at <= ctx.now)
+        ).all()
+        for space_id in sorted({booking.space_id for booking in stale}):
+            lock_space(session, space_id)
+        for booking in stale:
+            _transition(
+                session,
+                ctx,
+                booking,
+                from_statuses=[Status.PENDING.value],
+                to_status=Status.EXPIRED.value,
+                reason=None,
+                action="expired",
+            )
+        return len(stale)

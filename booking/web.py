@@ -1,0 +1,88 @@
+"""Cross-cutting web concerns: security headers, error pages, the login loader, /healthz."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import select, text
+from werkzeug.exceptions import HTTPException
+
+from booking.auth.models import User
+from booking.extensions import db, login_manager
+
+log = logging.getLogger(__name__)
+
+CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(session_token: str) -> User | None:
+        return db.session.scalar(select(User).where(User.session_token == session_token, User.active.is_(True)))
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception:  # any database failure means "not healthy"; the log has the detail
+            log.exception("health check failed")
+            return jsonify(status="error", database="unreachable"), 503
+        return jsonify(status="ok", database="ok"), 200
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        return render_template(
+            "errors/error.html",
+            code=400,
+            title=_("This form has expired"),
+            message=_("For your security the form was not sent. Go back, reload the page and try again."),
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response | tuple[str, int]:
+        if request.path.startswith(("/api/", "/feeds/")) or request.path.endswith(".ics"):
+            return jsonify(error=error.name, reason=error.description), error.code or 500
+        titles = {
+            403: _("You do not have access to this page"),
+            404: _("Page not found"),
+            405: _("This action is not allowed here"),
+            413: _("What you sent is too large"),
+            429: _("Too many attempts"),
+        }
+        messages = {
+            403: _("If you think you should, ask the station's staff."),
+            404: _("The link may be old, or the booking may not be yours."),
+            429: _("Please wait a minute and try again."),
+        }
+        code = error.code or 500
+        return render_template(
+            "errors/error.html",
+            code=code,
+            title=titles.get(code, _("Something went wrong")),
+            message=messages.get(code, _("Please go back and try again.")),
+        ), code
+
+    @app.errorhandler(500)
+    def server_error(error: Exception) -> tuple[str, int]:
+        return render_template(
+            "errors/error.html",
+            code=500,
+            title=_("Something went wrong on our side"),
+            message=_("Nothing you entered was lost from a confirmed booking. Please try again in a moment."),
+        ), 500
