@@ -8,7 +8,7 @@ CATALOGS := $(wildcard booking/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-pg test-browser lint format bench translations lock clean
+.PHONY: install run test test-pg lint format bench translations lock clean assets
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -69,3 +69,10 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts
+
+# Re-copy the front-end packages (pinned in assets/package-lock.json) into static/vendor.
+assets:
+	cd assets && npm ci --no-audit --no-fund
+	cp assets/node_modules/bootstrap/dist/css/bootstrap.min.css assets/node_modules/bootstrap/dist/js/bootstrap.bundle.min.js \
+	   assets/node_modules/bootstrap/LICENSE static/vendor/bootstrap/
+	sed -i 's|/\*# sourceMappingURL=[^*]*\*/||; s|//# sourceMappingURL=.*||' static/vendor/bootstrap/bootstrap.min.*  static/vendor/bootstrap/bootstrap.bundle.min.js

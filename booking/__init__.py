@@ -66,8 +66,12 @@ def _register_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from booking.auth.views import bp as auth_bp
     from booking.bookings.views import bp as bookings_bp
+    from booking.feeds.views import bp as feeds_bp
     from booking.spaces.views import bp as spaces_bp
+    from booking.staff.views import bp as staff_bp
 
     app.register_blueprint(spaces_bp)
     app.register_blueprint(bookings_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(staff_bp)
+    app.register_blueprint(feeds_bp)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from werkzeug.exceptions import HTTPException
 
 from booking.auth.models import User
+from booking.db import utcnow
 from booking.extensions import db, login_manager
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,8 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"
+
+    register_template_helpers(app)
 
     @login_manager.user_loader
     def load_user(session_token: str) -> User | None:
@@ -86,3 +90,67 @@ def init_app(app: Flask) -> None:
             title=_("Something went wrong on our side"),
             message=_("Nothing you entered was lost from a confirmed booking. Please try again in a moment."),
         ), 500
+
+
+def register_template_helpers(app: Flask) -> None:
+    from flask_babel import get_locale
+    from flask_login import current_user
+
+    from booking import i18n
+    from booking.bookings.models import Booking, Status
+    from booking.spaces.models import Location
+
+    app.jinja_env.filters.update(
+        day=i18n.format_day,
+        short_day=i18n.format_short_day,
+        clock=i18n.format_clock,
+    )
+    app.jinja_env.globals.update(format_span=i18n.format_span)
+
+    @app.context_processor
+    def layout_context() -> dict[str, object]:
+        locale = str(get_locale() or app.config["BABEL_DEFAULT_LOCALE"])
+        pending = 0
+        if current_user.is_authenticated and current_user.is_staff:
+            pending = db.session.scalar(
+                select(func.count(Booking.id)).where(
+                    Booking.status == Status.PENDING.value, Booking.start_at > utcnow()
+                )
+            )
+        station = g.get("station_name")
+        if station is None:
+            location = db.session.scalar(select(Location).order_by(Location.id))
+            station = location.name(locale) if location else ""
+            g.station_name = station
+        return {
+            "current_locale": locale,
+            "html_lang": "zh-Hans" if locale.startswith("zh") else "en",
+            "station_name": station,
+            "pending_count": pending,
+            "view_functions": app.view_functions,
+        }
+
+    @app.post("/language")
+    def set_language() -> Response:
+        language = request.form.get("language", "")
+        if language in app.config["LANGUAGES"]:
+            session["language"] = language
+            if current_user.is_authenticated:
+                current_user.language = language
+                db.session.commit()
+        return redirect(safe_next(request.form.get("next")))
+
+
+def safe_next(target: str | None) -> str:
+    """Only a local path: `//evil.example`, `https://evil.example` and `/\\evil` go home instead."""
+    if target:
+        parts = urlsplit(target)
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/")
+            and not target.startswith(("//", "/\\"))
+            and "\\" not in target
+        ):
+            return target
+    return url_for("spaces.home")
