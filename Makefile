@@ -53,13 +53,15 @@ format: install
 
 # Benchmarks: not part of `make test`. Builds 1M bookings on SQLite and PostgreSQL.
 bench: install
-	$(BIN)/python benchmarks/engine.py --db both
+	$(BIN)/python benchmarks/engine.py --db both --explain
 
 # Extract messages from code and templates, merge them into the catalogs, compile.
 translations: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o booking/translations/messages.pot --no-location --sort-output .
-	$(BIN)/pybabel update -i booking/translations/messages.pot -d booking/translations --no-fuzzy-matching
-	$(BIN)/pybabel compile -d booking/translations
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o booking/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i booking/translations/messages.pot -d booking/translations --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/python -m tools.catalogs fill-english
+	$(BIN)/pybabel compile -d booking/translations --statistics
+	$(BIN)/python -m tools.catalogs check || echo "translate the messages above in booking/translations/zh_Hans_CN/LC_MESSAGES/messages.po"
 
 # Re-pin every dependency to the newest allowed by pyproject.toml (then run the tests!).
 lock:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, select, text
 
@@ -86,8 +86,22 @@ def app(database_url: str) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+class IsolatedClient(FlaskClient):
+    """Each request starts with an empty `g`, as in production.
+
+    The `app` fixture keeps an app context open for the whole test, and Flask reuses it
+    for every request, so without this the locale (Flask-Babel) and the logged-in user
+    (Flask-Login) cached on `g` by one request would leak into the next.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        g._get_current_object().__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    app.test_client_class = IsolatedClient
     return app.test_client()
 
 

@@ -50,6 +50,8 @@ class Booking(Base):
         # the overlap query: one space, bounded below by start_at (see domain.rules.MAX_SPAN)
         Index("ix_booking_space_start", "space_id", "start_at", "end_at"),
         Index("ix_booking_requester_start", "requester_id", "start_at"),
+        # max future bookings per member and space
+        Index("ix_booking_space_requester_start", "space_id", "requester_id", "start_at"),
         Index("ix_booking_status_start", "status", "start_at"),
         Index("ix_booking_start", "start_at"),
     )

@@ -67,10 +67,19 @@ class Context:
     actor: User | None
     now: datetime
     ip: str | None = None
+    # read once up front: inside a transaction the actor object may be expired and reload
+    actor_id: int | None = None
+    actor_is_staff: bool = False
 
 
 def context(actor: User | None, *, now: datetime | None = None, ip: str | None = None) -> Context:
-    return Context(actor=actor, now=now or utcnow(), ip=ip)
+    return Context(
+        actor=actor,
+        now=now or utcnow(),
+        ip=ip,
+        actor_id=actor.id if actor is not None else None,
+        actor_is_staff=actor is not None and actor.is_staff,
+    )
 
 
 # -- reading what the rules need -------------------------------------------------------
@@ -122,6 +131,8 @@ def future_bookings_of(session: Session, space_id: int, requester_id: int, now: 
         Booking.space_id == space_id,
         Booking.requester_id == requester_id,
         Booking.status.in_(HOLDING),
+        # implied by end_at > now (no booking is longer than MAX_SPAN), and lets the index bound the scan
+        Booking.start_at > now - MAX_SPAN,
         Booking.end_at > now,
     )
     return session.scalar(stmt) or 0
@@ -158,7 +169,7 @@ def audit(
     session.add(
         AuditEvent(
             at=ctx.now,
-            actor_id=ctx.actor.id if ctx.actor else None,
+            actor_id=ctx.actor_id,
             action=action,
             booking_id=booking.id if booking else None,
             space_id=space_id if space_id is not None else (booking.space_id if booking else None),
@@ -174,8 +185,14 @@ def audit(
 
 def _touch(session: Session, booking: Booking, now: datetime) -> None:
     """Move the feed watermarks of the space and the requester forward."""
-    session.execute(update(Space).where(Space.id == booking.space_id).values(changed_at=now))
-    session.execute(update(User).where(User.id == booking.requester_id).values(changed_at=now))
+    session.execute(
+        update(Space).where(Space.id == booking.space_id).values(changed_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        update(User).where(User.id == booking.requester_id).values(changed_at=now),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def _notify(session: Session, booking: Booking, kind: str, ctx: Context, reason: str | None = None) -> None:
@@ -214,7 +231,12 @@ def request_booking(
         raise BookingRefused(NaiveTime()) from exc
     if ctx.now.tzinfo is None:
         raise BookingRefused(NaiveTime())
-    overriding = bool(override_reason and override_reason.strip() and ctx.actor and ctx.actor.is_staff)
+    overriding = bool(override_reason and override_reason.strip() and ctx.actor_is_staff)
+    # read before the transaction starts: write_transaction ends any open read transaction,
+    # which would expire these objects and cost a reload each
+    requester_id, organisation_id = requester.id, requester.organisation_id
+    creator_id = ctx.actor_id if ctx.actor_id is not None else requester_id
+    staff_booking = ctx.actor_is_staff
     with write_transaction(session):
         space = lock_space(session, space_id)
         if not space.bookable:
@@ -223,7 +245,9 @@ def request_booking(
         request = Request(interval=interval, units=units, attendees=attendees)
         holds = holds_in(session, space.id, interval)
         closures = closures_in(session, space, interval)
-        future = future_bookings_of(session, space.id, requester.id, ctx.now)
+        future = 0
+        if rules.max_future_bookings is not None:
+            future = future_bookings_of(session, space.id, requester_id, ctx.now)
         refusal = check_request(
             rules,
             request,
@@ -236,13 +260,12 @@ def request_booking(
         if refusal is not None:
             raise BookingRefused(with_nearest_free(session, space, refusal, request, ctx.now))
         overridden = policy_refusal(rules, request, now=ctx.now, future_bookings=future) if overriding else None
-        staff_booking = ctx.actor is not None and ctx.actor.is_staff
         needs_approval = rules.needs_approval(interval.duration) and not staff_booking
         booking = Booking(
             space_id=space.id,
-            requester_id=requester.id,
-            created_by_id=(ctx.actor or requester).id,
-            organisation_id=requester.organisation_id,
+            requester_id=requester_id,
+            created_by_id=creator_id,
+            organisation_id=organisation_id,
             series_id=series_id,
             title=title,
             attendees=attendees,
@@ -253,7 +276,7 @@ def request_booking(
             title_public=title_public and space.titles_public,
             exclusive=space.exclusive,
             override_reason=override_reason.strip() if overridden is not None and override_reason else None,
-            decided_by_id=None if needs_approval else (ctx.actor or requester).id,
+            decided_by_id=None if needs_approval else creator_id,
             decided_at=None if needs_approval else ctx.now,
             created_at=ctx.now,
             updated_at=ctx.now,
@@ -309,7 +332,7 @@ def _transition(
             status=to_status,
             revision=Booking.revision + 1,
             updated_at=ctx.now,
-            decided_by_id=ctx.actor.id if ctx.actor else None,
+            decided_by_id=ctx.actor_id,
             decided_at=ctx.now,
             decision_reason=reason,
         )
@@ -327,7 +350,7 @@ def _transition(
 
 def approve(session: Session, ctx: Context, booking_id: int) -> Booking:
     """Staff confirm a pending request after re-checking capacity and closures under the lock."""
-    if ctx.actor is None or not ctx.actor.is_staff:
+    if not ctx.actor_is_staff:
         raise NotPermitted("only staff approve requests")
     with write_transaction(session):
         booking = _load(session, booking_id)
@@ -354,7 +377,7 @@ def approve(session: Session, ctx: Context, booking_id: int) -> Booking:
 
 
 def reject(session: Session, ctx: Context, booking_id: int, reason: str) -> Booking:
-    if ctx.actor is None or not ctx.actor.is_staff:
+    if not ctx.actor_is_staff:
         raise NotPermitted("only staff reject requests")
     if not reason or not reason.strip():
         raise ReasonRequired("a rejection needs a reason")
@@ -374,14 +397,13 @@ def reject(session: Session, ctx: Context, booking_id: int, reason: str) -> Book
 
 def cancel(session: Session, ctx: Context, booking_id: int, reason: str | None = None) -> Booking:
     """The requester cancels before the start; staff cancel any time, with a reason."""
-    actor = ctx.actor
-    if actor is None:
+    if ctx.actor_id is None:
         raise NotPermitted("anonymous users cannot cancel")
     with write_transaction(session):
         booking = _load(session, booking_id)
         lock_space(session, booking.space_id)
-        own = booking.requester_id == actor.id
-        if not actor.is_staff:
+        own = booking.requester_id == ctx.actor_id
+        if not ctx.actor_is_staff:
             if not own:
                 raise NotPermitted("members cancel only their own bookings")
             if booking.start_at <= ctx.now and booking.holding:
@@ -420,3 +442,110 @@ def expire_pending(session: Session, ctx: Context) -> int:
                 action="expired",
             )
         return len(stale)
+
+
+# -- staff: closures ----------------------------------------------------------------------
+
+
+class ClosureChanged(Exception):
+    """Bookings appeared in the closure's range after staff previewed it: show them again."""
+
+    def __init__(self, bookings: list[Booking]) -> None:
+        super().__init__(f"{len(bookings)} bookings in the way changed since the preview")
+        self.bookings = bookings
+
+
+def holding_in_range(session: Session, location_id: int, space_id: int | None, window: Interval) -> list[Booking]:
+    """Pending and confirmed bookings a closure over `window` would cancel, soonest first."""
+    stmt = (
+        select(Booking)
+        .join(Space, Space.id == Booking.space_id)
+        .where(
+            Space.location_id == location_id,
+            Booking.status.in_(HOLDING),
+            Booking.start_at >= window.start - MAX_SPAN,
+            Booking.start_at < window.end,
+            Booking.end_at > window.start,
+        )
+        .order_by(Booking.start_at, Booking.id)
+    )
+    if space_id is not None:
+        stmt = stmt.where(Booking.space_id == space_id)
+    return list(session.scalars(stmt))
+
+
+def close(
+    session: Session,
+    ctx: Context,
+    *,
+    location_id: int,
+    space_id: int | None,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    expected_booking_ids: set[int] | frozenset[int] = frozenset(),
+) -> tuple[Closure, list[Booking]]:
+    """Close one space (or, with `space_id` None, the whole station) and cancel what it covers.
+
+    In one transaction under the locks of every affected space: no booking can slip in
+    between the closure and the cancellations. Each cancellation is an ordinary staff
+    cancellation with the closure's reason (audit event and listeners included, so owners
+    get the cancellation mail). Bookings staff did not see in the preview
+    (`expected_booking_ids`) refuse the whole closure with ClosureChanged.
+    """
+    if ctx.actor is None or not ctx.actor.is_staff:
+        raise NotPermitted("only staff close spaces")
+    if not reason or not reason.strip():
+        raise ReasonRequired("a closure needs a reason members read")
+    reason = reason.strip()
+    window = Interval(start, end)
+    with write_transaction(session):
+        space_ids = (
+            [space_id]
+            if space_id is not None
+            else list(session.scalars(select(Space.id).where(Space.location_id == location_id).order_by(Space.id)))
+        )
+        for locked in sorted(space_ids):  # always in id order: two closures never deadlock
+            lock_space(session, locked)
+        in_the_way = holding_in_range(session, location_id, space_id, window)
+        unseen = [b for b in in_the_way if b.id not in expected_booking_ids]
+        if unseen:
+            raise ClosureChanged(in_the_way)
+        closure = Closure(
+            location_id=location_id,
+            space_id=space_id,
+            start_at=window.start,
+            end_at=window.end,
+            reason=reason,
+            created_by_id=ctx.actor.id,
+            created_at=ctx.now,
+        )
+        session.add(closure)
+        session.flush()
+        audit(
+            session,
+            ctx,
+            "closure",
+            space_id=space_id,
+            reason=reason,
+            details={
+                "closure_id": closure.id,
+                "start": window.start.isoformat(),
+                "end": window.end.isoformat(),
+                "cancelled": [b.id for b in in_the_way],
+            },
+        )
+        for booking in in_the_way:
+            _transition(
+                session,
+                ctx,
+                booking,
+                from_statuses=list(HOLDING),
+                to_status=Status.CANCELLED.value,
+                reason=reason,
+                action="cancelled",
+            )
+        if not in_the_way:
+            for touched in space_ids:  # feeds show closures as busy: move their watermark too
+                session.execute(update(Space).where(Space.id == touched).values(changed_at=ctx.now))
+    return closure, in_the_way

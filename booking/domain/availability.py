@@ -72,7 +72,13 @@ def availability(
                     break
                 if hold.interval.end > cell.start:
                     nearby.append(hold)
-            left = units_left(rules.capacity, nearby, cell)
+            # most cells hold nothing or one booking: no sweep needed for those
+            if not nearby:
+                left = rules.capacity
+            elif len(nearby) == 1:
+                left = max(rules.capacity - nearby[0].units, 0)
+            else:
+                left = units_left(rules.capacity, nearby, cell)
             own = viewer_id is not None and any(h.requester_id == viewer_id for h in nearby)
             closed = closure_refusal(cell, closures)
             if isinstance(closed, Closed):

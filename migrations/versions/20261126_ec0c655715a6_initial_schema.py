@@ -188,6 +188,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_booking_organisation_id'), ['organisation_id'], unique=False)
         batch_op.create_index('ix_booking_requester_start', ['requester_id', 'start_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_booking_series_id'), ['series_id'], unique=False)
+        batch_op.create_index('ix_booking_space_requester_start', ['space_id', 'requester_id', 'start_at'], unique=False)
         batch_op.create_index('ix_booking_space_start', ['space_id', 'start_at', 'end_at'], unique=False)
         batch_op.create_index('ix_booking_start', ['start_at'], unique=False)
         batch_op.create_index('ix_booking_status_start', ['status', 'start_at'], unique=False)
@@ -266,6 +267,7 @@ def downgrade():
         batch_op.drop_index('ix_booking_start')
         batch_op.drop_index('ix_booking_space_start')
         batch_op.drop_index(batch_op.f('ix_booking_series_id'))
+        batch_op.drop_index('ix_booking_space_requester_start')
         batch_op.drop_index('ix_booking_requester_start')
         batch_op.drop_index(batch_op.f('ix_booking_organisation_id'))
 
