@@ -123,3 +123,10 @@ POLICY_REFUSALS: tuple[type[Refusal], ...] = (
     TooManyUnits,
     TooManyFutureBookings,
 )
+
+
+@dataclass(frozen=True)
+class NothingFree(Refusal):
+    """A recurring request of which no occurrence can be held: there is nothing to book."""
+
+    code = "nothing_free"
