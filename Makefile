@@ -51,9 +51,13 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Benchmarks: not part of `make test`. Builds 1M bookings on SQLite and PostgreSQL.
+# Benchmarks: not part of `make test`. Builds 1M bookings on SQLite and PostgreSQL (once;
+# later runs reuse bench-data/ and the `bench` database), then loads pages with wrk.
 bench: install
 	$(BIN)/python benchmarks/engine.py --db both --explain
+	$(BIN)/python benchmarks/pages.py
+	$(BIN)/python benchmarks/feeds.py
+	$(BIN)/python benchmarks/staff.py
 
 # Extract messages from code and templates, merge them into the catalogs, compile.
 translations: $(STAMP)

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
 
 
@@ -33,7 +34,7 @@ def password_field(label: str) -> PasswordField:
     )
 
 
-LANGUAGE_CHOICES = [("zh_Hans_CN", "中文（简体）"), ("en", "English")]
+LANGUAGE_CHOICES = [SelectChoice("zh_Hans_CN", "中文（简体）"), SelectChoice("en", "English")]
 
 
 class RegisterForm(FlaskForm):

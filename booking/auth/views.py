@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from booking.auth import services
 from booking.auth.forms import AccountForm, LoginForm, RegisterForm, ResetForm, ResetRequestForm
@@ -22,10 +23,10 @@ bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
 
 
-def organisation_choices() -> list[tuple[int, str]]:
+def organisation_choices() -> list[SelectChoice]:
     locale = str(get_locale())
     orgs = db.session.scalars(select(Organisation).where(Organisation.active.is_(True)).order_by(Organisation.id))
-    return [(org.id, org.name(locale)) for org in orgs]
+    return [SelectChoice(org.id, org.name(locale)) for org in orgs]
 
 
 def _start_session(user: object, remember: bool = False) -> None:

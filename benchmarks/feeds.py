@@ -1,0 +1,277 @@
+"""Feed benchmark: a personal staff feed of 1,000 events over HTTP, next to a bare Flask app.
+
+    .venv/bin/python benchmarks/feeds.py [--events 1000] [--duration 10] [--connections 16]
+
+Builds a throw-away SQLite database (schema via create_all, the seed, 1,000
+confirmed bookings in the feed window for several members, one staff user with
+a feed token), then for each case starts gunicorn (2 sync workers, 127.0.0.1,
+a free port), checks the answer, runs `wrk` for --duration seconds at
+--connections connections and stops the server:
+
+  hello   a bare Flask app returning "hello" (the ceiling on this machine)
+  cold    the staff feed with the render cache disabled: every request loads and renders 1,000 events
+  cached  the same feed served from the in-process cache (200 with the full body)
+  304     the same feed with a matching If-None-Match
+
+Targets: cold >= 4,000 events/s; cached and 304 >= 50% of hello.
+Rate limiting is off (RATELIMIT_ENABLED=0): the limiter would answer 429 to wrk.
+Only loopback addresses are used; every server is killed in `finally`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, and benchmarks/http.py
+# (another benchmark) would shadow the standard library's http package.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+
+
+def build_database(workdir: Path, events: int) -> str:
+    """Create the database in a child process so this one stays free of app state; returns the token."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from datetime import UTC, datetime, timedelta
+        from sqlalchemy import select, insert
+        from booking import create_app
+        from booking.extensions import db
+        from booking.seed import seed
+        from booking.auth.models import Organisation, User
+        from booking.bookings.models import Booking
+        from booking.spaces.models import Space
+
+        app = create_app()
+        with app.app_context():
+            db.create_all()
+            seed(db.session)
+            orgs = db.session.scalars(select(Organisation).order_by(Organisation.id)).all()
+            members = []
+            for n in range(20):
+                user = User(email=f"m{{n}}@example.com", display_name=f"成员{{n}}", role="member",
+                            organisation=orgs[n % len(orgs)], password_hash="x")
+                db.session.add(user)
+                members.append(user)
+            staff = User(email="staff@example.com", display_name="李静", role="staff",
+                         organisation=orgs[0], password_hash="x")
+            db.session.add(staff)
+            db.session.flush()
+            token = staff.new_feed_token()
+            spaces = db.session.scalars(select(Space).where(Space.slug.in_(["meeting-room", "reading-room"]))).all()
+            today = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0)
+            rows = []
+            for i in range({events}):
+                space = spaces[i % len(spaces)]
+                start = today + timedelta(days=i // 10 - 20, hours=(i % 10) // len(spaces))
+                member = members[i % len(members)]
+                rows.append(dict(space_id=space.id, requester_id=member.id, created_by_id=member.id,
+                                 organisation_id=member.organisation_id,
+                                 title=f"季度交流会, 第{{i}}场; 议程\\n讨论", start_at=start,
+                                 end_at=start + timedelta(minutes=45), status="confirmed",
+                                 exclusive=space.capacity == 1, revision=i % 3,
+                                 created_at=today, updated_at=today - timedelta(minutes=i)))
+            db.session.execute(insert(Booking), rows)
+            db.session.commit()
+            print(token)
+        """
+    )
+    done = subprocess.run(
+        [str(PYTHON), "-c", script], cwd=ROOT, env=_env(workdir), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.exit(done.stderr)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": f"sqlite:///{workdir / 'feeds.sqlite3'}",
+            "INSTANCE_PATH": str(workdir / "instance"),
+            "SECRET_KEY": "benchmark-only",
+            "RATELIMIT_ENABLED": "0",
+            "REDIS_URL": "",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+def write_apps(workdir: Path) -> None:
+    (workdir / "hello_app.py").write_text(
+        'from flask import Flask\napp = Flask(__name__)\n\n@app.get("/")\ndef hello():\n    return "hello"\n'
+    )
+    (workdir / "feeds_app.py").write_text(
+        "import logging, os\nfrom booking import create_app\n"
+        'app = create_app({"FEED_CACHE_ENTRIES": int(os.environ["FEED_CACHE_ENTRIES"])})\n'
+        "logging.getLogger().setLevel(logging.WARNING)\n"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(workdir: Path, module: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**_env(workdir), **extra_env}
+    proc = subprocess.Popen(
+        [
+            str(GUNICORN),
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(workdir),
+            "--log-level",
+            "warning",
+            module,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, port
+        except OSError:
+            time.sleep(0.2)
+    stop(proc)
+    sys.exit(f"gunicorn {module} did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    if not url.startswith("http://127.0.0.1:"):
+        sys.exit("loopback only")
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback http only
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:  # 304 arrives as an HTTPError
+        return exc.code, dict(exc.headers), b""
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        sys.exit(f"benchmark set-up failed: {what}")
+
+
+def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> tuple[float, str]:
+    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency", "--timeout", "10s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    done = subprocess.run([*command, url], capture_output=True, text=True, timeout=duration + 60, check=True)
+    match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    if not match:
+        sys.exit(done.stdout + done.stderr)
+    p50 = re.search(r"^\s*50%\s+(\S+)", done.stdout, re.MULTILINE)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
+    note = f"p50 {p50.group(1) if p50 else '?'}" + (f", {errors.group(1)} non-2xx/3xx" if errors else "")
+    return float(match.group(1)), note
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("needs wrk (Debian: apt-get install -y wrk)")
+
+    workdir = Path(tempfile.mkdtemp(prefix="feeds-bench-"))
+    try:
+        token = build_database(workdir, args.events)
+        write_apps(workdir)
+        path = f"/feeds/{token}.ics"
+        results: list[tuple[str, float, float | None, str]] = []
+
+        proc, port = serve(workdir, "hello_app:app", {})
+        try:
+            status, _, body = get(f"http://127.0.0.1:{port}/")
+            check(status == 200 and body == b"hello", "hello app answers")
+            rps, note = wrk(f"http://127.0.0.1:{port}/", args.duration, args.connections, {})
+            results.append(("hello (bare Flask)", rps, None, note))
+        finally:
+            stop(proc)
+        hello = results[0][1]
+
+        proc, port = serve(workdir, "feeds_app:app", {"FEED_CACHE_ENTRIES": "0"})
+        try:
+            status, _, body = get(f"http://127.0.0.1:{port}{path}")
+            count = body.count(b"BEGIN:VEVENT")
+            check(status == 200 and count == args.events, f"cold feed: {status}, {count} events")
+            rps, note = wrk(f"http://127.0.0.1:{port}{path}", args.duration, args.connections, {})
+            results.append((f"cold render ({count} events, {len(body) // 1024} KiB)", rps, rps * count, note))
+        finally:
+            stop(proc)
+
+        proc, port = serve(workdir, "feeds_app:app", {"FEED_CACHE_ENTRIES": "256"})
+        try:
+            status, headers, body = get(f"http://127.0.0.1:{port}{path}")
+            check(status == 200, f"cached feed: {status}")
+            etag = headers["ETag"]
+            check(get(f"http://127.0.0.1:{port}{path}", {"If-None-Match": etag})[0] == 304, "304 on If-None-Match")
+            rps, note = wrk(f"http://127.0.0.1:{port}{path}", args.duration, args.connections, {})
+            results.append(("cached 200", rps, None, note))
+            rps, note = wrk(f"http://127.0.0.1:{port}{path}", args.duration, args.connections, {"If-None-Match": etag})
+            results.append(("304 (If-None-Match)", rps, None, note))
+        finally:
+            stop(proc)
+
+        print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs · gunicorn -w 2 · SQLite")
+        print(f"wrk -t2 -c{args.connections} -d{args.duration}s, 127.0.0.1\n")
+        print(f"{'case':<36} {'req/s':>9} {'events/s':>10} {'vs hello':>9}  target  notes")
+        for name, rps, events_per_s, note in results:
+            ratio = rps / hello
+            if name.startswith("cold"):
+                target = "PASS" if (events_per_s or 0) >= 4000 else "MISS"
+            elif name.startswith("hello"):
+                target = "  - "
+            else:
+                target = "PASS" if ratio >= 0.5 else "MISS"
+            eps = f"{events_per_s:,.0f}" if events_per_s else "-"
+            print(f"{name:<36} {rps:>9,.0f} {eps:>10} {ratio:>8.0%}  {target:>6}  {note}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

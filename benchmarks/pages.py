@@ -1,0 +1,67 @@
+"""Page benchmark: the week page under load, next to a bare Flask app, on one machine.
+
+    .venv/bin/python benchmarks/pages.py [--seconds 10] [--connections 16]
+
+Serves the app with gunicorn (2 sync workers, the 1M-booking SQLite dataset of
+benchmarks/engine.py, built first if missing) and a bare Flask "hello" app, and loads
+each with wrk on 127.0.0.1. Targets (issue 3): the week page's throughput is at least
+15% of the bare app's, and its p99 latency is under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.engine import main as build_dataset  # noqa: E402 - the path above must be set first
+from benchmarks.engine import prepare_sqlite  # noqa: E402
+from benchmarks.http import gunicorn, wrk  # noqa: E402
+
+WEEK_PAGES = [
+    ("week page, exclusive room", "/spaces/bench-room-001?date=2026-12-01"),
+    ("week page, 20-seat space", "/spaces/bench-seats-081?date=2026-12-01"),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+
+    dataset = argparse.Namespace(rows=1_000_000, spaces=100)
+    url = prepare_sqlite(dataset)
+    if not Path(url.removeprefix("sqlite:///")).exists():
+        build_dataset(["--db", "sqlite", "--samples", "1"])
+
+    rows = []
+    with gunicorn("benchmarks.hello:app") as base:
+        hello = wrk(base + "/", seconds=args.seconds, connections=args.connections)
+    rows.append(("bare Flask hello", hello))
+    with tempfile.TemporaryDirectory() as instance:
+        env = {"DATABASE_URL": url, "INSTANCE_PATH": instance, "RATELIMIT_ENABLED": "false", "SECRET_KEY": "bench"}
+        with gunicorn("wsgi:app", env=env) as base:
+            for label, path in WEEK_PAGES:
+                rows.append((label, wrk(base + path, seconds=args.seconds, connections=args.connections)))
+
+    print(f"\n{'':30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'of hello':>9}")
+    ok = True
+    for label, load in rows:
+        share = load.requests_per_second / hello.requests_per_second
+        print(
+            f"{label:30} {load.requests_per_second:9.0f} {load.p50_ms:8.1f} {load.p99_ms:8.1f} "
+            f"{load.errors:7d} {share:9.0%}"
+        )
+        if label.startswith("week"):
+            ok &= share >= 0.15 and load.p99_ms < 50 and load.errors == 0
+    print(f"\ntargets: week page >= 15% of hello, p99 < 50 ms, no errors: {'PASS' if ok else 'MISS'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,499 @@
+"""The feeds over HTTP: what every calendar app reads, and how polling is answered.
+
+Fixed clock: `now` is Monday 30 November 2026, 09:00 in Shanghai; the feed
+window is computed from it too (views._now is moved there).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from icalendar import Calendar
+from sqlalchemy import event, update
+from werkzeug.serving import make_server
+
+from booking.auth.models import User
+from booking.bookings import services
+from booking.bookings.models import Booking
+from booking.extensions import db
+from booking.feeds import views
+from booking.feeds.cache import feed_cache
+from booking.spaces.models import Space
+from tests.conftest import PASSWORD, shanghai
+from tests.feeds.parsers import check_bytes, parse_with_all
+
+HOST = "station.test"
+WIDE = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
+LONG_TITLE = "外滩金融集聚带成员单位青年联谊会季度工作交流暨党建共建签约仪式筹备会议"  # > 75 octets in UTF-8
+TRICKY_TITLE = "Budget, Q1; review\nsecond line"
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+    monkeypatch.setattr(views, "_now", lambda: now)
+
+
+def uid(booking: Booking) -> str:
+    return f"booking-{booking.id}@{HOST}"
+
+
+def login(client: FlaskClient, user: User) -> None:
+    response = client.post("/auth/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 302, response.status_code
+
+
+def new_token(client: FlaskClient) -> str:
+    response = client.post("/account/feed-token")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    found = re.findall(r"/feeds/([A-Za-z0-9_-]{20,})\.ics", response.get_data(as_text=True))
+    assert found, "the new URL must be shown right after creation"
+    return found[0]
+
+
+def token_for(user: User) -> str:
+    token = user.new_feed_token()
+    db.session.commit()
+    return token
+
+
+def bump(booking: Booking, at: datetime, **changes: Any) -> None:
+    """An edit without a service (no move service yet): new times, SEQUENCE up, watermarks moved."""
+    for key, value in changes.items():
+        setattr(booking, key, value)
+    booking.revision += 1
+    booking.updated_at = at
+    db.session.execute(update(Space).where(Space.id == booking.space_id).values(changed_at=at))
+    db.session.execute(update(User).where(User.id == booking.requester_id).values(changed_at=at))
+    db.session.commit()
+
+
+def z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def night(make_space: Any) -> Space:
+    """Open round the clock, so a booking can cross midnight."""
+    return make_space(
+        slug="night-room",
+        name_zh="通宵工作室",
+        name_en="Night studio",
+        color="midnightblue",
+        opening_hours={str(d): [["00:00", "24:00"]] for d in range(7)},
+        max_duration_minutes=600,
+    )
+
+
+@pytest.fixture
+def scene(app: Flask, member: User, staff: User, space: Any, book: Any, night: Space, now: datetime) -> dict[str, Any]:
+    """Every case the notes list, booked by `member` through the service."""
+    meeting = space("meeting-room", max_future_bookings=None)
+    exhibition = space("exhibition")
+    long = book(meeting, member, shanghai(2026, 12, 1, 10), title=LONG_TITLE)
+    tricky = book(meeting, member, shanghai(2026, 12, 2, 14), title=TRICKY_TITLE)
+    pending = book(meeting, member, shanghai(2026, 12, 3, 9), shanghai(2026, 12, 3, 13), title="长会 pending")
+    show = book(
+        exhibition,
+        member,
+        shanghai(2026, 12, 10),
+        shanghai(2026, 12, 13),  # 10 to 12 December
+        title="金融史图片展",
+        title_public=True,
+    )
+    services.approve(db.session, services.context(staff, now=now), show.id)
+    late = book(night, member, shanghai(2026, 12, 4, 22), shanghai(2026, 12, 5, 2), title="夜间发布")
+    doomed = book(meeting, member, shanghai(2026, 12, 7, 10), title="将被取消")
+    moved = book(meeting, member, shanghai(2026, 12, 8, 10), title="将被改期")
+    refused = book(meeting, member, shanghai(2026, 12, 9, 9), shanghai(2026, 12, 9, 13), title="被拒绝")
+    services.reject(db.session, services.context(staff, now=now), refused.id, "维修")
+    assert pending.status == "pending"
+    assert show.status == "confirmed"
+    assert refused.status == "rejected"
+    return {
+        "meeting": meeting,
+        "exhibition": exhibition,
+        "night": night,
+        "long": long,
+        "tricky": tricky,
+        "pending": pending,
+        "show": show,
+        "late": late,
+        "doomed": doomed,
+        "moved": moved,
+        "refused": refused,
+    }
+
+
+def fetch(client: FlaskClient, url: str, **headers: str) -> Any:
+    return client.get(url, headers=headers)
+
+
+def assert_parsers(ics: bytes, expected: list[tuple[Any, ...]]) -> None:
+    check_bytes(ics)
+    readings = parse_with_all(ics, WIDE)
+    for parser, rows in readings.items():
+        assert rows == expected, f"{parser} reads the feed differently"
+
+
+# --- cross-parser: the bytes every client reads ---------------------------------------
+
+
+def test_personal_feed_reads_the_same_in_every_parser(
+    client: FlaskClient, scene: dict[str, Any], member: User, staff: User, now: datetime
+) -> None:
+    token = token_for(member)
+    s = scene
+    expected = [
+        (uid(s["long"]), "2026-12-01T02:00:00Z", "2026-12-01T03:00:00Z", LONG_TITLE, "CONFIRMED"),
+        (uid(s["tricky"]), "2026-12-02T06:00:00Z", "2026-12-02T07:00:00Z", TRICKY_TITLE, "CONFIRMED"),
+        (uid(s["pending"]), "2026-12-03T01:00:00Z", "2026-12-03T05:00:00Z", "长会 pending", "TENTATIVE"),
+        (uid(s["late"]), "2026-12-04T14:00:00Z", "2026-12-04T18:00:00Z", "夜间发布", "CONFIRMED"),
+        (uid(s["doomed"]), "2026-12-07T02:00:00Z", "2026-12-07T03:00:00Z", "将被取消", "CONFIRMED"),
+        (uid(s["moved"]), "2026-12-08T02:00:00Z", "2026-12-08T03:00:00Z", "将被改期", "CONFIRMED"),
+        (uid(s["show"]), "2026-12-10", "2026-12-13", "金融史图片展", "CONFIRMED"),
+    ]
+    first = fetch(client, f"/feeds/{token}.ics")
+    assert first.status_code == 200
+    assert_parsers(first.data, expected)
+    assert b"DTSTART;VALUE=DATE:20261210\r\n" in first.data
+    assert b"DTEND;VALUE=DATE:20261213\r\n" in first.data
+    assert b"DTSTART;TZID=Asia/Shanghai:20261204T220000\r\n" in first.data
+    assert b"DTEND;TZID=Asia/Shanghai:20261205T020000\r\n" in first.data
+    assert str(Calendar.from_ical(first.data)["X-WR-CALNAME"]) == "我的预约 · 外滩金融品巷·零距离党群服务站"
+
+    # cancelled after being in the feed: it leaves; moved: new times, SEQUENCE up
+    later = now + timedelta(hours=1)
+    services.cancel(db.session, services.context(member, now=later), s["doomed"].id)
+    bump(s["moved"], later + timedelta(minutes=1), start_at=shanghai(2026, 12, 8, 15), end_at=shanghai(2026, 12, 8, 16))
+    second = fetch(client, f"/feeds/{token}.ics")
+    assert second.status_code == 200
+    expected = [row for row in expected if row[0] not in (uid(s["doomed"]), uid(s["moved"]))]
+    expected.insert(4, (uid(s["moved"]), "2026-12-08T07:00:00Z", "2026-12-08T08:00:00Z", "将被改期", "CONFIRMED"))
+    assert_parsers(second.data, expected)
+    moved = next(e for e in Calendar.from_ical(second.data).walk("VEVENT") if str(e["UID"]) == uid(s["moved"]))
+    assert int(moved["SEQUENCE"]) == 1
+    assert moved["LAST-MODIFIED"].dt == (later + timedelta(minutes=1)).replace(microsecond=0)
+    assert uid(s["refused"]).encode() not in second.data
+
+
+def test_public_space_feed_reads_the_same_in_every_parser(
+    client: FlaskClient, scene: dict[str, Any], member: User
+) -> None:
+    s = scene
+    meeting = fetch(client, "/feeds/spaces/meeting-room.ics")
+    assert meeting.status_code == 200
+    assert_parsers(
+        meeting.data,
+        [
+            (uid(s["long"]), "2026-12-01T02:00:00Z", "2026-12-01T03:00:00Z", "已预订", "CONFIRMED"),
+            (uid(s["tricky"]), "2026-12-02T06:00:00Z", "2026-12-02T07:00:00Z", "已预订", "CONFIRMED"),
+            (uid(s["pending"]), "2026-12-03T01:00:00Z", "2026-12-03T05:00:00Z", "已预订", "TENTATIVE"),
+            (uid(s["doomed"]), "2026-12-07T02:00:00Z", "2026-12-07T03:00:00Z", "已预订", "CONFIRMED"),
+            (uid(s["moved"]), "2026-12-08T02:00:00Z", "2026-12-08T03:00:00Z", "已预订", "CONFIRMED"),
+        ],
+    )
+    assert str(Calendar.from_ical(meeting.data)["X-WR-CALNAME"]) == "共享会议室 · 外滩金融品巷·零距离党群服务站"
+    assert b"COLOR:steelblue\r\n" in meeting.data
+    assert b"REFRESH-INTERVAL;VALUE=DURATION:PT1H\r\n" in meeting.data
+    assert b"X-PUBLISHED-TTL:PT1H\r\n" in meeting.data
+    assert b"X-WR-TIMEZONE:Asia/Shanghai\r\n" in meeting.data
+
+    # the exhibition's title is public; whole days stay dates
+    exhibition = fetch(client, "/feeds/spaces/exhibition.ics")
+    assert_parsers(exhibition.data, [(uid(s["show"]), "2026-12-10", "2026-12-13", "金融史图片展", "CONFIRMED")])
+    assert b"BEGIN:VTIMEZONE" not in exhibition.data  # only dates: no TZID to explain
+
+    night = fetch(client, "/feeds/spaces/night-room.ics")
+    assert_parsers(
+        night.data, [(uid(s["late"]), "2026-12-04T14:00:00Z", "2026-12-04T18:00:00Z", "已预订", "CONFIRMED")]
+    )
+
+
+def test_public_feed_leaks_no_requester_data(client: FlaskClient, scene: dict[str, Any], member: User) -> None:
+    org = member.organisation
+    assert org is not None
+    for slug in ("meeting-room", "exhibition", "night-room"):
+        for url in (f"/feeds/spaces/{slug}.ics", f"/feeds/spaces/{slug}/freebusy.ics"):
+            body = fetch(client, url).data
+            for secret in (member.email, member.display_name, org.name_zh, org.name_en, LONG_TITLE, "将被改期"):
+                assert secret.encode() not in body, (url, secret)
+            assert b"ATTENDEE" not in body
+            assert b"ORGANIZER" not in body
+            assert b"Budget" not in body
+
+
+def test_staff_feed_has_every_booking_with_requester_and_unit(
+    client: FlaskClient, scene: dict[str, Any], member: User, staff: User, make_user: Any, book: Any, space: Any
+) -> None:
+    other = make_user(display_name="赵六")
+    seat = book(space("reading-room"), other, shanghai(2026, 12, 1, 10), units=2, title="阅读")
+    body = fetch(client, f"/feeds/{token_for(staff)}.ics").data
+    check_bytes(body)
+    cal = Calendar.from_ical(body)
+    events = {str(e["UID"]): e for e in cal.walk("VEVENT")}
+    assert uid(seat) in events
+    assert uid(scene["long"]) in events
+    assert uid(scene["refused"]) not in events
+    description = str(events[uid(scene["long"])]["DESCRIPTION"])
+    assert member.display_name in description
+    assert member.organisation is not None
+    assert member.organisation.name_zh in description
+    assert "赵六" in str(events[uid(seat)]["DESCRIPTION"])
+    assert "全部预约" in str(cal["X-WR-CALNAME"])
+
+    # a member's feed has only their own bookings
+    mine = Calendar.from_ical(fetch(client, f"/feeds/{token_for(other)}.ics").data)
+    assert [str(e["UID"]) for e in mine.walk("VEVENT")] == [uid(seat)]
+
+
+def test_freebusy(client: FlaskClient, scene: dict[str, Any], member: User, book: Any, space: Any) -> None:
+    response = fetch(client, "/feeds/spaces/meeting-room/freebusy.ics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/calendar"
+    check_bytes(response.data)
+    fb = Calendar.from_ical(response.data).walk("VFREEBUSY")[0]
+    assert str(fb["UID"]).startswith("freebusy-space-")
+    busy = re.findall(rb"FREEBUSY;FBTYPE=BUSY;VALUE=PERIOD:([^\r]+)", response.data)
+    assert busy == [
+        b"20261201T020000Z/20261201T030000Z",
+        b"20261202T060000Z/20261202T070000Z",
+        b"20261203T010000Z/20261203T050000Z",  # pending holds too
+        b"20261207T020000Z/20261207T030000Z",
+        b"20261208T020000Z/20261208T030000Z",
+    ]  # the rejected one of 9 December holds nothing
+    assert b"TZID" not in response.data
+
+    # seats: busy only when none is left
+    reading = space("reading-room", max_units_per_booking=20)
+    book(reading, member, shanghai(2026, 12, 1, 10), shanghai(2026, 12, 1, 12), units=15)
+    book(reading, member, shanghai(2026, 12, 1, 11), shanghai(2026, 12, 1, 13), units=5)
+    body = fetch(client, "/feeds/spaces/reading-room/freebusy.ics").data
+    check_bytes(body)
+    busy = re.findall(rb"FREEBUSY;FBTYPE=BUSY;VALUE=PERIOD:([^\r]+)", body)
+    assert busy == [b"20261201T030000Z/20261201T040000Z"]
+
+
+# --- HTTP: headers, conditional GET, tokens ------------------------------------------
+
+
+def test_headers_head_and_accept(client: FlaskClient, scene: dict[str, Any], member: User) -> None:
+    token = token_for(member)
+    for url, private in (("/feeds/spaces/meeting-room.ics", False), (f"/feeds/{token}.ics", True)):
+        get = fetch(client, url, Accept="text/calendar")
+        assert get.status_code == 200
+        assert get.headers["Content-Type"] == "text/calendar; charset=utf-8"
+        etag, weak = get.get_etag()
+        assert etag
+        assert not weak
+        assert not get.headers["ETag"].startswith("W/")
+        assert get.last_modified is not None
+        head = client.head(url)
+        assert head.status_code == 200
+        assert head.data == b""
+        assert head.headers["ETag"] == get.headers["ETag"]
+        assert head.headers["Content-Type"] == "text/calendar; charset=utf-8"
+        if private:
+            assert "private" in get.headers["Cache-Control"]
+            assert get.headers["Referrer-Policy"] == "no-referrer"
+        else:
+            assert "private" not in get.headers["Cache-Control"]
+    assert fetch(client, "/feeds/spaces/no-such-space.ics").status_code == 404
+    assert fetch(client, "/feeds/spaces/no-such-space/freebusy.ics").status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["space", "personal"])
+def test_conditional_get_follows_every_change(
+    client: FlaskClient, scene: dict[str, Any], member: User, now: datetime, kind: str
+) -> None:
+    url = "/feeds/spaces/meeting-room.ics" if kind == "space" else f"/feeds/{token_for(member)}.ics"
+    first = fetch(client, url)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert fetch(client, url, **{"If-None-Match": etag}).status_code == 304
+    assert fetch(client, url, **{"If-Modified-Since": modified}).status_code == 304
+    head = client.head(url, headers={"If-None-Match": etag})
+    assert head.status_code == 304
+
+    # an edit
+    bump(
+        scene["moved"], now + timedelta(minutes=5), start_at=shanghai(2026, 12, 8, 15), end_at=shanghai(2026, 12, 8, 16)
+    )
+    edited = fetch(client, url, **{"If-None-Match": etag})
+    assert edited.status_code == 200
+    assert edited.headers["ETag"] != etag
+    assert parsedate_to_datetime(edited.headers["Last-Modified"]) > parsedate_to_datetime(modified)
+    assert fetch(client, url, **{"If-Modified-Since": modified}).status_code == 200
+
+    # a cancellation (the event leaves the feed, so nothing else in the body moves forward)
+    etag2, modified2 = edited.headers["ETag"], edited.headers["Last-Modified"]
+    services.cancel(db.session, services.context(member, now=now + timedelta(minutes=10)), scene["doomed"].id)
+    cancelled = fetch(client, url, **{"If-None-Match": etag2})
+    assert cancelled.status_code == 200
+    assert cancelled.headers["ETag"] not in (etag, etag2)
+    assert parsedate_to_datetime(cancelled.headers["Last-Modified"]) > parsedate_to_datetime(modified2)
+    assert fetch(client, url, **{"If-Modified-Since": modified2}).status_code == 200
+    assert uid(scene["doomed"]).encode() not in cancelled.data
+
+
+def test_renders_are_byte_identical_and_the_cached_path_is_one_query(
+    app: Flask, client: FlaskClient, scene: dict[str, Any], member: User, staff: User
+) -> None:
+    urls = [
+        "/feeds/spaces/meeting-room.ics",
+        "/feeds/spaces/meeting-room/freebusy.ics",
+        f"/feeds/{token_for(member)}.ics",
+        f"/feeds/{token_for(staff)}.ics",
+    ]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's explicit BEGIN (booking.db) is not a query
+            statements.append(statement)
+
+    for url in urls:
+        feed_cache().clear()
+        first = fetch(client, url).data
+        feed_cache().clear()
+        assert fetch(client, url).data == first, url
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            statements.clear()
+            cached = fetch(client, url)
+            etag = cached.headers["ETag"]
+            assert cached.data == first
+            assert len(statements) == 1, (url, statements)
+            assert "booking" not in statements[0].lower().split("from", 1)[1].split("where")[0], statements[0]
+            statements.clear()
+            assert fetch(client, url, **{"If-None-Match": etag}).status_code == 304
+            assert len(statements) == 1, (url, statements)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+
+
+def test_window_is_30_days_back_to_365_ahead(
+    app: Flask, client: FlaskClient, member: User, space: Any, book: Any, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meeting = space("meeting-room", max_advance_days=500, max_future_bookings=None)
+    inside = book(meeting, member, shanghai(2026, 12, 1, 10))
+    far = book(meeting, member, shanghai(2027, 12, 1, 10))
+    body = fetch(client, "/feeds/spaces/meeting-room.ics").data
+    assert uid(inside).encode() in body
+    assert uid(far).encode() not in body
+    # 40 days on, the first booking is more than 30 days in the past; the window day is in the cache key
+    monkeypatch.setattr(views, "_now", lambda: now + timedelta(days=40))
+    body = fetch(client, "/feeds/spaces/meeting-room.ics").data
+    assert uid(inside).encode() not in body
+
+
+# the account form (not ours) still passes SelectField choices as tuples
+@pytest.mark.filterwarnings("ignore:Passing SelectField choices:DeprecationWarning")
+def test_rotation_kills_the_old_url(client: FlaskClient, member: User) -> None:
+    login(client, member)
+    page = client.get("/account").get_data(as_text=True)
+    assert "Create my calendar URL" in page
+    assert 'action="/account/feed-token"' in page
+    assert "/feeds/spaces/meeting-room.ics" in page
+    old = new_token(client)
+    assert fetch(client, f"/feeds/{old}.ics").status_code == 200
+    response = client.post("/account/feed-token")
+    html = response.get_data(as_text=True)
+    new = re.findall(r"/feeds/([A-Za-z0-9_-]{20,})\.ics", html)[0]
+    assert new != old
+    assert f"webcal://{HOST_FROM_PUBLIC_URL}/feeds/{new}.ics" in html
+    assert "https://calendar.google.com/calendar/r?cid=webcal%3A%2F%2F" in html
+    assert 'data-copy-target="#feed-url"' in html
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert fetch(client, f"/feeds/{old}.ics").status_code == 404
+    assert fetch(client, f"/feeds/{new}.ics").status_code == 200
+    # the token is never kept: the account page cannot show it again, and the session holds no copy
+    again = client.get("/account").get_data(as_text=True)
+    assert new not in again
+    assert "Replace my calendar URL" in again
+    with client.session_transaction() as sess:
+        assert new not in repr(dict(sess))
+    db.session.refresh(member)
+    assert member.feed_token_hash is not None
+    assert new not in member.feed_token_hash
+
+
+HOST_FROM_PUBLIC_URL = "127.0.0.1:5000"
+
+
+def test_rotation_needs_login(client: FlaskClient) -> None:
+    response = client.post("/account/feed-token")
+    assert response.status_code == 302
+    assert "/auth/login" in response.headers["Location"]
+
+
+def test_unknown_token_and_deactivated_user_look_the_same(client: FlaskClient, member: User) -> None:
+    token = token_for(member)
+    assert fetch(client, f"/feeds/{token}.ics").status_code == 200
+    unknown = fetch(client, "/feeds/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.ics")
+    member.active = False
+    db.session.commit()
+    deactivated = fetch(client, f"/feeds/{token}.ics")
+    assert unknown.status_code == deactivated.status_code == 404
+    assert unknown.data == deactivated.data
+    assert unknown.headers.get("Content-Type") == deactivated.headers.get("Content-Type")
+
+
+def test_werkzeug_request_log_redacts_tokens(app: Flask, member: User, caplog: pytest.LogCaptureFixture) -> None:
+    token = token_for(member)
+    server = make_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            for path in (f"/feeds/{token}.ics", f"/feeds/{token}.ics?x=1", "/feeds/spaces/cafe.ics"):
+                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10) as response:
+                    assert response.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    text = caplog.text
+    assert token not in text
+    assert "/feeds/[redacted].ics" in text
+    assert "/feeds/spaces/cafe.ics" in text  # public paths stay readable
+
+
+def test_gunicorn_logger_redacts_tokens() -> None:
+    from gunicorn.config import Config
+
+    logger = views.RedactingGunicornLogger(Config())
+
+    class Req:
+        method, path, query, uri, version = "GET", "/feeds/SECRETtoken123.ics", "", "/feeds/SECRETtoken123.ics", (1, 1)
+        headers: tuple[tuple[str, str], ...] = ()
+
+    class Resp:
+        status, sent, headers = "200 OK", 10, []
+
+    environ = {
+        "RAW_URI": "/feeds/SECRETtoken123.ics?x=1",
+        "PATH_INFO": "/feeds/SECRETtoken123.ics",
+        "REQUEST_METHOD": "GET",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_REFERER": "https://station.test/feeds/SECRETtoken123.ics",
+    }
+    atoms = logger.atoms(Resp(), Req(), environ, timedelta(milliseconds=3))
+    assert "SECRETtoken123" not in repr(atoms)
+    assert atoms["U"] == "/feeds/[redacted].ics"
+    assert atoms["r"] == "GET /feeds/[redacted].ics?x=1 HTTP/1.1"
+
+
+def test_http_date_helper_is_consistent(now: datetime) -> None:
+    # Last-Modified has whole seconds; the view rounds up so a change never reads as older
+    window = views.Window(now.date(), now, now)
+    stamp = views._last_modified(now + timedelta(microseconds=1), window, shanghai(2026, 1, 1).tzinfo)  # type: ignore[arg-type]
+    assert stamp == now + timedelta(seconds=1)
+    assert format_datetime(stamp, usegmt=True).endswith("GMT")
