@@ -1,0 +1,211 @@
+"""The spaces pages: the home cards, the week (and month) grid, and their query budget."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select
+
+from booking.bookings import services
+from booking.bookings.models import Booking
+from booking.db import utcnow
+from booking.extensions import db
+from booking.spaces.models import Closure
+from tests.spaces.helpers import at, local, login, today, weekday_ahead
+
+
+def test_home_lists_every_space_with_today(client, member):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    for name in ("共享会议室", "快闪临展区", "职工书屋", "公益咖吧", "骑行加油站"):
+        assert name in html
+    assert "Walk-in, no booking needed" in html
+    assert "/spaces/meeting-room" in html
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    login(client, member.email)
+    assert client.get("/").status_code == 200
+
+
+def test_home_shows_seats_left_now_and_next_free(client, space, make_user):
+    room = space("reading-room")
+    now = utcnow().astimezone(room.location.tz)
+    start = now.replace(minute=0, second=0, microsecond=0)
+    if not 9 <= start.hour < 20:
+        pytest.skip("the reading room is closed at this hour in Shanghai")
+    services.request_booking(
+        db.session,
+        services.context(make_user()),
+        space_id=room.id,
+        requester=make_user(),
+        start=start + timedelta(hours=1),
+        end=start + timedelta(hours=2),
+        title="x",
+        units=4,
+    )
+    html = client.get("/").get_data(as_text=True)
+    assert "free now" in html
+    assert "Next free:" in html
+
+
+def test_home_query_count_does_not_grow_with_bookings(app, client, space, make_user):
+    room = space("reading-room").id
+    counted = _counter(app)
+    db.session.remove()
+    client.get("/")
+    before = len(counted)
+    _fill_reading_room(room, make_user, today(), 60)
+    db.session.remove()
+    counted.clear()
+    client.get("/")
+    assert len(counted) == before, counted
+
+
+def test_week_renders_for_anonymous_with_prefill_links(client):
+    day = weekday_ahead(3)
+    response = client.get(f"/spaces/meeting-room?date={day.isoformat()}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f"/spaces/meeting-room/book?start={local(day, 9)}&amp;end={local(day, 9, 30)}" in html
+    assert "Free" in html
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    monday = day - timedelta(days=day.weekday())
+    assert f"date={(day - timedelta(days=7)).isoformat()}" in html
+    assert f"date={(day + timedelta(days=7)).isoformat()}" in html
+    assert monday.strftime("%-d") in html
+
+
+def test_week_marks_own_bookings_and_seats_left(client, space, member, make_user):
+    room = space("reading-room")
+    day = today() + timedelta(days=2)
+    mine = services.request_booking(
+        db.session,
+        services.context(member),
+        space_id=room.id,
+        requester=member,
+        start=at(day, 10),
+        end=at(day, 11),
+        title="自习",
+        units=2,
+    )
+    other = make_user()
+    services.request_booking(
+        db.session,
+        services.context(other),
+        space_id=room.id,
+        requester=other,
+        start=at(day, 12),
+        end=at(day, 13),
+        title="x",
+        units=3,
+    )
+    login(client, member.email)
+    html = client.get(f"/spaces/reading-room?date={day.isoformat()}").get_data(as_text=True)
+    assert "Yours" in html
+    assert f"/bookings/{mine.id}" in html
+    assert "17 left" in html  # 20 seats, 3 taken by someone else
+    assert "18 left" in html  # next to "Yours" on our own cell
+
+
+def test_closure_reason_is_visible_and_in_title(client, space, staff):
+    room = space("meeting-room")
+    day = weekday_ahead(3)
+    db.session.add(
+        Closure(
+            location_id=room.location_id,
+            space_id=room.id,
+            start_at=at(day, 9),
+            end_at=at(day, 12),
+            reason="设备检修",
+            created_by_id=staff.id,
+        )
+    )
+    db.session.commit()
+    html = client.get(f"/spaces/meeting-room?date={day.isoformat()}").get_data(as_text=True)
+    assert 'class="cell-reason">设备检修</span>' in html  # tap: visible text
+    assert "— 设备检修" in html  # hover: the title attribute, and the closures list above the grid
+    assert "Closures:" in html
+
+
+def test_whole_day_space_shows_a_month_with_date_links(client):
+    day = today() + timedelta(days=20)
+    html = client.get(f"/spaces/exhibition?date={day.isoformat()}").get_data(as_text=True)
+    assert "month-grid" in html
+    iso = day.isoformat()
+    assert f"/spaces/exhibition/book?start={iso}&amp;end={iso}" in html
+    assert "Staff review every request" in html
+
+
+def test_walk_in_space_has_no_grid(client):
+    html = client.get("/spaces/cycling-stop").get_data(as_text=True)
+    assert "Walk-in, no booking needed" in html
+    assert "week-grid" not in html
+    assert client.get("/spaces/nowhere").status_code == 404
+
+
+def test_cafe_shows_fixed_slots(client):
+    day = weekday_ahead(2)
+    html = client.get(f"/spaces/cafe?date={day.isoformat()}").get_data(as_text=True)
+    assert f"/spaces/cafe/book?start={local(day, 10)}&amp;end={local(day, 10, 30)}" in html
+    assert "10:00" in html
+    assert "16:30" in html
+
+
+def _counter(app):
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        # BEGIN/COMMIT depend on whether the test's own session left a transaction open, not on the page
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    return statements
+
+
+def _fill_reading_room(room_id, make_user, first_day, count):
+    """`count` one-seat, one-hour bookings spread over the week, written directly (no policy limits)."""
+    people = [make_user() for _ in range(5)]
+    rows = []
+    for n in range(count):
+        day = first_day + timedelta(days=n % 7)
+        hour = 9 + (n // 7) % 12
+        rows.append(
+            Booking(
+                space_id=room_id,
+                requester_id=people[n % 5].id,
+                created_by_id=people[n % 5].id,
+                title=f"自习 {n}",
+                units=1,
+                attendees=1,
+                start_at=at(day, hour),
+                end_at=at(day, hour + 1),
+                status="confirmed",
+            )
+        )
+    db.session.add_all(rows)
+    db.session.commit()
+
+
+def test_week_query_count_is_the_same_with_0_and_200_bookings(app, client, space, member, make_user):
+    """One query for the window's holds and one for its closures, whatever the data."""
+    room = space("reading-room").id
+    monday = today() - timedelta(days=today().weekday()) + timedelta(days=7)
+    url = f"/spaces/reading-room?date={monday.isoformat()}"
+    login(client, member.email)
+    client.get(url)  # warm: nothing lazily loaded on first use is counted below
+    statements = _counter(app)
+    db.session.remove()  # each measured request starts from an empty session, as a real one does
+    assert client.get(url).status_code == 200
+    empty = list(statements)
+    _fill_reading_room(room, make_user, monday, 200)
+    assert db.session.scalar(select(db.func.count(Booking.id))) == 200
+    db.session.remove()
+    statements.clear()
+    html = client.get(url).get_data(as_text=True)
+    assert "left" in html
+    print(f"week page queries: {len(empty)} with 0 bookings, {len(statements)} with 200")
+    assert len(statements) == len(empty)
+    assert sum("FROM booking" in s for s in statements) == 1
+    assert sum("FROM closure" in s for s in statements) == 1
