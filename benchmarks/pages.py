@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine import main as build_dataset  # noqa: E402 - the path above must be set first
 from benchmarks.engine import prepare_sqlite  # noqa: E402
-from benchmarks.http import gunicorn, wrk  # noqa: E402
+from benchmarks.load import gunicorn, wrk  # noqa: E402
 
 WEEK_PAGES = [
     ("week page, exclusive room", "/spaces/bench-room-001?date=2026-12-01"),

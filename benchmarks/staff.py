@@ -1,0 +1,177 @@
+"""Staff pages benchmark: the approval queue with 500 pending requests, the usage report over a year.
+
+    .venv/bin/python benchmarks/staff.py [--db URL] [--samples 20] [--year-rows 20000]
+
+Builds a fresh database (SQLite file in a temp dir by default; pass a PostgreSQL URL to
+use that, whose tables are dropped and rebuilt), bulk-loads 500 pending exhibition and
+meeting-room requests plus a year of confirmed and cancelled bookings over the seeded
+spaces, then renders the pages through the Flask test client as a logged-in staff
+member. Prints the server-side render time (median and p95 of N) and the number of SQL
+statements per request. Target: under 200 ms each with a fixed number of queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+# run from anywhere: put the repository root, not this folder, first on the path
+sys.path[0] = str(ROOT)
+os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="bench-staff-"))
+os.environ.setdefault("SECRET_KEY", "benchmark-only")
+
+from sqlalchemy import event, insert, select  # noqa: E402
+
+from booking import create_app  # noqa: E402
+from booking.auth.models import Organisation, User  # noqa: E402
+from booking.bookings.models import Booking  # noqa: E402
+from booking.db import Base  # noqa: E402
+from booking.extensions import db  # noqa: E402
+from booking.seed import seed  # noqa: E402
+from booking.spaces.models import Space  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
+PASSWORD = "benchmark password"  # noqa: S105 - a throwaway account in a throwaway database
+
+
+def local(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=TZ)
+
+
+def load(pending: int, year_rows: int) -> None:
+    seed(db.session)
+    orgs = db.session.scalars(select(Organisation)).all()
+    users = []
+    for n in range(200):
+        user = User(email=f"bench{n}@example.com", display_name=f"用户{n}", organisation=orgs[n % len(orgs)])
+        user.password_hash = "!"  # noqa: S105 - no password: these accounts never log in
+        users.append(user)
+    staff = User(email="staff@bench.test", display_name="值班员", role="staff", organisation=orgs[0])
+    staff.set_password(PASSWORD)
+    db.session.add_all([*users, staff])
+    db.session.commit()
+    spaces = {s.slug: s for s in db.session.scalars(select(Space))}
+    now = datetime.now(UTC)
+    today = now.astimezone(TZ).date()
+    rows = []
+    rng = random.Random(7)
+
+    def row(space: Space, user: User, start: datetime, end: datetime, status: str, units: int = 1) -> dict:
+        return {
+            "space_id": space.id,
+            "requester_id": user.id,
+            "created_by_id": user.id,
+            "organisation_id": user.organisation_id,
+            "title": "基准测试预约",
+            "attendees": rng.randint(1, 10),
+            "units": units,
+            "start_at": start,
+            "end_at": end,
+            "status": status,
+            "exclusive": space.capacity == 1,
+            "decided_at": start - timedelta(hours=rng.choice([2, 30, 100])) if status != "pending" else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    # 500 pending: long meeting-room requests on distinct half-hour slots over the coming weeks
+    meeting = spaces["meeting-room"]
+    slot = 0
+    while len(rows) < pending:
+        day = today + timedelta(days=1 + slot // 6)
+        if day.weekday() < 5:
+            start = local(day, 9) + timedelta(hours=2 * (slot % 6))
+            rows.append(row(meeting, rng.choice(users), start, start + timedelta(hours=2), "pending"))
+        slot += 1
+    # a year of history over the reading room, meeting room and cafe
+    first = today - timedelta(days=365)
+    reading, cafe = spaces["reading-room"], spaces["cafe"]
+    per_day = max(year_rows // 365, 1)
+    for offset in range(365):
+        day = first + timedelta(days=offset)
+        for n in range(per_day):
+            status = "cancelled" if n % 10 == 0 else "confirmed"
+            kind = n % 3
+            if kind == 0:
+                start = local(day, 9 + n % 11)
+                rows.append(row(reading, rng.choice(users), start, start + timedelta(hours=1), status, units=1))
+            elif kind == 1 and day.weekday() < 5:
+                start = local(day, 10) + timedelta(minutes=30 * (n % 14))
+                rows.append(row(cafe, rng.choice(users), start, start + timedelta(minutes=30), status))
+            else:
+                start = local(day, 8, 30) + timedelta(minutes=30 * (n % 24))
+                rows.append(row(meeting, rng.choice(users), start, start + timedelta(minutes=30), "cancelled"))
+    for chunk in range(0, len(rows), 2000):
+        db.session.execute(insert(Booking), rows[chunk : chunk + 2000])
+    db.session.commit()
+
+
+def measure(client, url: str, samples: int, counter: list[int]) -> tuple[float, float, int, int]:
+    client.get(url)  # warm the template cache
+    times, queries = [], []
+    for _ in range(samples):
+        counter[0] = 0
+        began = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - began) * 1000)
+        queries.append(counter[0])
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}")
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1], min(queries), max(queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", default="")
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--pending", type=int, default=500)
+    parser.add_argument("--year-rows", type=int, default=20000)
+    args = parser.parse_args()
+    url = args.db or f"sqlite:///{tempfile.mkdtemp(prefix='bench-staff-db-')}/staff.sqlite3"
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "TESTING": True}
+    )
+    with app.app_context():
+        if not url.startswith("sqlite"):
+            Base.metadata.drop_all(db.engine)
+        Base.metadata.create_all(db.engine)
+        began = time.perf_counter()
+        load(args.pending, args.year_rows)
+        total = db.session.query(Booking).count()
+        print(f"database: {db.engine.dialect.name}; {total} bookings loaded in {time.perf_counter() - began:.1f} s")
+        counter = [0]
+
+        @event.listens_for(db.engine, "before_cursor_execute")
+        def count(*_args: object) -> None:
+            counter[0] += 1
+
+        client = app.test_client()
+        client.post("/auth/login", data={"email": "staff@bench.test", "password": PASSWORD})
+        today = datetime.now(UTC).astimezone(TZ).date()
+        year = f"/staff/reports?from={today - timedelta(days=365)}&to={today - timedelta(days=1)}"
+        print(f"{'page':58} {'median':>8} {'p95':>8} {'queries':>8}")
+        for name, page in [
+            ("queue, 500 pending (page 1 of 10)", "/staff/queue"),
+            ("queue, last page", "/staff/queue?page=10"),
+            ("report, default 4 weeks", "/staff/reports"),
+            ("report, one year, all spaces", year),
+            ("report, one year, CSV", year + "&format=csv"),
+        ]:
+            median, p95, low, high = measure(client, page, args.samples, counter)
+            verdict = "PASS" if median < 200 else "MISS"
+            queries = f"{low}" if low == high else f"{low}-{high}"
+            print(f"{name:58} {median:6.1f}ms {p95:6.1f}ms {queries:>8}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
