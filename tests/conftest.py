@@ -101,8 +101,12 @@ class IsolatedClient(FlaskClient):
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    """A browser that prefers English, so assertions read the source text; tests of the
+    Chinese default send their own Accept-Language (or none)."""
     app.test_client_class = IsolatedClient
-    return app.test_client()
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return test_client
 
 
 @pytest.fixture
@@ -129,6 +133,7 @@ def make_user(app: Flask) -> Any:
             "display_name": f"测试用户{n}",
             "role": "member",
             "organisation": org,
+            "language": "en",  # tests read English pages unless they choose Chinese
         }
         fields.update(overrides)
         user = User(**fields)
