@@ -60,8 +60,9 @@ bench: install
 	$(BIN)/python benchmarks/staff.py
 
 # Extract messages from code and templates, merge them into the catalogs, compile.
+# --ignore-dirs: Babel skips folders starting with "_" by default, which would miss templates/_macros.
 translations: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o booking/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs ".* __pycache__ node_modules" -o booking/translations/messages.pot --no-location --sort-output .
 	$(BIN)/pybabel update -i booking/translations/messages.pot -d booking/translations --no-fuzzy-matching --ignore-obsolete
 	$(BIN)/python -m tools.catalogs fill-english
 	$(BIN)/pybabel compile -d booking/translations --statistics

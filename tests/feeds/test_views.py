@@ -60,7 +60,9 @@ def new_token(client: FlaskClient) -> str:
     return found[0]
 
 
-def token_for(user: User) -> str:
+def token_for(user: User, language: str = "zh_Hans_CN") -> str:
+    """A feed token for the user, who reads Chinese (the station's default) unless told otherwise."""
+    user.language = language
     token = user.new_feed_token()
     db.session.commit()
     return token
