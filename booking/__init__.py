@@ -29,9 +29,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _register_extensions(app)
     _register_blueprints(app)
 
-    from booking import web
+    from booking import notifications, web
 
     web.init_app(app)
+    notifications.init_app(app)  # booking mail: queued with each change, sent after the commit
 
     from booking import cli
 

@@ -1,4 +1,4 @@
-"""`flask --app wsgi booking …`: seed, demo, create-user, expire-pending, backup."""
+"""`flask --app wsgi booking …`: seed, demo, create-user, expire-pending, mail, backup."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
@@ -197,6 +197,31 @@ def expire_pending_command() -> None:
     """Requests whose start passed undecided become expired; safe to run every minute."""
     count = services.expire_pending(db.session, services.context(None))
     click.echo(f"expired {count} pending requests")
+
+
+@group.command("send-pending-mail")
+@click.option("--limit", default=500, show_default=True, help="Send at most this many messages.")
+def send_pending_mail_command(limit: int) -> None:
+    """Send queued mail that has not gone out yet (retries failed sends); safe to run often."""
+    from booking import mail
+
+    sent, failed = mail.send_pending(current_app, limit=limit)
+    click.echo(f"mail: {sent} sent, {failed} failed")
+    if failed:
+        sys.exit(1)
+
+
+@group.command("send-reminders")
+@click.option("--hours", default=36, show_default=True, help="Remind bookings starting within this many hours.")
+def send_reminders_command(hours: int) -> None:
+    """Remind each confirmed booking once, the day before; then send all pending mail. Run daily."""
+    from booking import mail, notifications
+
+    reminded = notifications.queue_reminders(db.session, now=utcnow(), within=timedelta(hours=hours))
+    sent, failed = mail.send_pending(current_app)
+    click.echo(f"reminders: {reminded} queued; mail: {sent} sent, {failed} failed")
+    if failed:
+        sys.exit(1)
 
 
 @group.command("backup")

@@ -10,14 +10,28 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from flask_babel import get_locale, gettext, ngettext
+from babel import dates as babel_dates
+from babel.lists import format_list
+from flask_babel import get_locale, gettext, ngettext, pgettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from booking.domain import refusals
 from booking.domain.intervals import Interval, local_at, local_midnight
+from booking.domain.recurrence import LAST, MAX_OCCURRENCES, Frequency, Recurrence
 from booking.domain.rules import SpaceRules, TimeMode, parse_hhmm
 from booking.i18n import format_short_day, format_span
 from booking.spaces.models import Space
@@ -263,7 +277,196 @@ def _check_date(field: DateField) -> None:
         raise ValidationError(gettext("That date is too far away."))
 
 
-class GridBookingForm(BookingForm):
+# -- repeating --------------------------------------------------------------------------
+
+REPEAT_NONE = "none"
+# interval beyond this is a typo: no space books a year ahead
+MAX_REPEAT_INTERVAL = 12
+
+
+def nth_of_month(day: date) -> int:
+    """Which of its weekday in the month `day` is: 1–4, or LAST for a fifth one."""
+    nth = (day.day - 1) // 7 + 1
+    return LAST if nth > 4 else nth
+
+
+class RepeatForm(BookingForm):
+    """The booking form with a "repeat" section (grid and fixed-slot spaces; see `repeats`).
+
+    Without repeat (the default, and what a form without these fields posts) it is the
+    plain booking form; with one, `recurrence()` gives the rule for the series preview.
+    """
+
+    repeat = RadioField(
+        _l("Repeat"),
+        choices=[
+            SelectChoice(REPEAT_NONE, _l("Does not repeat")),
+            SelectChoice("daily", _l("Daily")),
+            SelectChoice("weekly", _l("Weekly, on the days ticked below")),
+            SelectChoice("monthly_day", _l("Monthly, on the same date")),
+            SelectChoice("monthly_nth", _l("Monthly, on the same weekday (such as the second Tuesday)")),
+        ],
+        default=REPEAT_NONE,
+    )
+    repeat_interval = IntegerField(_l("Every how many days, weeks or months"), default=1)
+    repeat_weekdays = SelectMultipleField(
+        _l("On these days (weekly)"),
+        coerce=int,
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validators=[Optional()],
+    )
+    repeat_nth = SelectField(_l("Which one in the month (monthly on a weekday)"), coerce=int, default=1)
+    repeat_end = RadioField(
+        _l("Ends"),
+        choices=[SelectChoice("count", _l("After a number of times")), SelectChoice("until", _l("On a date"))],
+        default="count",
+    )
+    repeat_count = IntegerField(_l("Number of times"), default=8)
+    repeat_until = DateField(_l("Last date"), validators=[Optional()])
+
+    def __init__(self, space: Space, *args: Any, **kwargs: Any) -> None:
+        super().__init__(space, *args, **kwargs)
+        days = babel_dates.get_day_names("wide", locale=str(get_locale() or "zh"))
+        self.repeat_weekdays.choices = [(n, days[n]) for n in range(7)]
+        self.repeat_nth.choices = [
+            (1, pgettext("month", "first")),
+            (2, pgettext("month", "second")),
+            (3, pgettext("month", "third")),
+            (4, pgettext("month", "fourth")),
+            (LAST, pgettext("month", "last")),
+        ]
+
+    @property
+    def repeating(self) -> bool:
+        return bool(self.repeat.data) and self.repeat.data != REPEAT_NONE
+
+    def start_day(self) -> date | None:
+        value = self.day.data  # type: ignore[attr-defined]
+        return value if isinstance(value, date) else None
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        if not self.repeating:
+            return valid
+        interval = self.repeat_interval.data
+        if interval is None or not 1 <= interval <= MAX_REPEAT_INTERVAL:
+            self.repeat_interval.errors = [*self.repeat_interval.errors, gettext("Choose from 1 to 12.")]
+            valid = False
+        if self.repeat.data == "weekly" and not self.repeat_weekdays.data:
+            self.repeat_weekdays.errors = [*self.repeat_weekdays.errors, gettext("Tick at least one day.")]
+            valid = False
+        if self.repeat_end.data == "until":
+            first, until = self.start_day(), self.repeat_until.data
+            if until is None:
+                self.repeat_until.errors = [*self.repeat_until.errors, gettext("Pick the last date.")]
+                valid = False
+            elif first is not None and until < first:
+                self.repeat_until.errors = [*self.repeat_until.errors, gettext("The last date comes before the first.")]
+                valid = False
+            elif first is not None and until - first > FAR_DATES:
+                self.repeat_until.errors = [*self.repeat_until.errors, gettext("That date is too far away.")]
+                valid = False
+        else:
+            count = self.repeat_count.data
+            if count is None or not 1 <= count <= MAX_OCCURRENCES:
+                self.repeat_count.errors = [
+                    *self.repeat_count.errors,
+                    gettext("Choose from 1 to %(num)d times.", num=MAX_OCCURRENCES),
+                ]
+                valid = False
+        return valid
+
+    def recurrence(self) -> Recurrence | None:
+        """The rule the form asks for, or None when it does not repeat. Call after `validate`."""
+        if not self.repeating:
+            return None
+        first = self.start_day()
+        assert first is not None  # noqa: S101 - validated
+        ends: dict[str, Any] = (
+            {"until": self.repeat_until.data} if self.repeat_end.data == "until" else {"count": self.repeat_count.data}
+        )
+        interval = self.repeat_interval.data or 1
+        kind = self.repeat.data
+        if kind == "daily":
+            return Recurrence(Frequency.DAILY, interval=interval, **ends)
+        if kind == "weekly":
+            return Recurrence(Frequency.WEEKLY, interval=interval, weekdays=tuple(self.repeat_weekdays.data), **ends)
+        if kind == "monthly_day":
+            return Recurrence(Frequency.MONTHLY, interval=interval, month_day=first.day, **ends)
+        return Recurrence(
+            Frequency.MONTHLY, interval=interval, nth=self.repeat_nth.data, weekdays=(first.weekday(),), **ends
+        )
+
+
+def repeat_defaults(day: date | None) -> dict[str, Any]:
+    """Prefill for the repeat section: weekly on the chosen day's weekday, the same nth in the month."""
+    if day is None:
+        return {}
+    return {"repeat_weekdays": [day.weekday()], "repeat_nth": nth_of_month(day)}
+
+
+def _wall_time(start: datetime | None, end: datetime | None) -> str | None:
+    if start is None or end is None:
+        return None
+    end_local = end.astimezone(start.tzinfo)
+    if end_local.date() > start.date() and end_local.time() == time(0):
+        return f"{start:%H:%M}–24:00"
+    return f"{start:%H:%M}–{end_local:%H:%M}"
+
+
+def describe_recurrence(rule: Recurrence, first_start: datetime | None, first_end: datetime | None, locale: str) -> str:
+    """A series' rule as people say it: '每星期二 09:00–10:00，共 8 次' / 'Every Tuesday 09:00–10:00, 8 times'.
+
+    `first_start` and `first_end` are the first occurrence in the location's zone (as the
+    Series row stores them); the wording comes from the catalog, the day names from Babel.
+    """
+    day_names = babel_dates.get_day_names("wide", locale=locale)
+    names = format_list([day_names[d] for d in rule.weekdays], locale=locale) if rule.weekdays else ""
+    n = rule.interval
+    if rule.frequency is Frequency.DAILY:
+        words = gettext("Every day") if n == 1 else ngettext("Every %(num)d day", "Every %(num)d days", n)
+    elif rule.frequency is Frequency.WEEKLY:
+        if n == 1:
+            words = gettext("Every %(days)s", days=names)
+        else:
+            words = ngettext("Every %(num)d week on %(days)s", "Every %(num)d weeks on %(days)s", n, days=names)
+    elif rule.month_day is not None:
+        if n == 1:
+            words = gettext("Monthly on day %(day)d", day=rule.month_day)
+        else:
+            words = ngettext(
+                "Every %(num)d month on day %(day)d", "Every %(num)d months on day %(day)d", n, day=rule.month_day
+            )
+    else:
+        nth = {
+            1: pgettext("month", "first"),
+            2: pgettext("month", "second"),
+            3: pgettext("month", "third"),
+            4: pgettext("month", "fourth"),
+            LAST: pgettext("month", "last"),
+        }[rule.nth or LAST]
+        if n == 1:
+            words = gettext("Monthly on the %(nth)s %(weekday)s", nth=nth, weekday=names)
+        else:
+            words = ngettext(
+                "Every %(num)d month on the %(nth)s %(weekday)s",
+                "Every %(num)d months on the %(nth)s %(weekday)s",
+                n,
+                nth=nth,
+                weekday=names,
+            )
+    clock = _wall_time(first_start, first_end)
+    if clock:
+        words = gettext("%(rule)s %(time)s", rule=words, time=clock)
+    if rule.count is not None:
+        return ngettext("%(rule)s, %(num)d time", "%(rule)s, %(num)d times", rule.count, rule=words)
+    assert rule.until is not None  # noqa: S101 - a rule ends one way or the other
+    until = babel_dates.format_date(rule.until, "medium", locale=locale)
+    return gettext("%(rule)s, until %(date)s", rule=words, date=until)
+
+
+class GridBookingForm(RepeatForm):
     day = DateField(_l("Date"), validators=[InputRequired(message=_l("Pick a date."))])
     start_time = SelectField(_l("From"))
     end_time = SelectField(_l("Until"))
@@ -287,7 +490,7 @@ class GridBookingForm(BookingForm):
         return Interval(_at(self.day.data, self.start_time.data, tz), _at(self.day.data, self.end_time.data, tz))
 
 
-class SlotBookingForm(BookingForm):
+class SlotBookingForm(RepeatForm):
     day = DateField(_l("Date"), validators=[InputRequired(message=_l("Pick a date."))])
     slot = SelectField(_l("Time slot"))
     slot_count = SelectField(_l("Length"), coerce=int)

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from babel import dates as babel_dates
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from booking.bookings import series as series_service
 from booking.bookings import services
 from booking.bookings.forms import (
     BookingForm,
+    RepeatForm,
     approval_notice,
     count_units,
+    describe_recurrence,
     form_class,
     format_duration,
     link_params,
     prefill,
     refusal_message,
+    repeat_defaults,
 )
+from booking.bookings.models import Booking
 from booking.db import utcnow
+from booking.domain.recurrence import MAX_OCCURRENCES, Cut, CutReason, Recurrence, RecurrenceError, Skipped, SkipReason
 from booking.domain.refusals import Conflict
+from booking.domain.rules import SpaceRules
 from booking.extensions import db
+from booking.i18n import format_short_day
 from booking.spaces.forms import parse_week_date
 from booking.spaces.models import Location, Space
 from booking.spaces.services import WeekView, home_summaries, space_week
@@ -100,41 +109,53 @@ def book(slug: str) -> Response | tuple[str, int]:
         return redirect(url_for("spaces.week", slug=space.slug))
     form_type = form_class(space)
     if request.method == "GET":
-        form = form_type(space, data=prefill(space, request.args.get("start"), request.args.get("end")))
+        data = prefill(space, request.args.get("start"), request.args.get("end"))
+        if issubclass(form_type, RepeatForm):
+            data.update(repeat_defaults(data.get("day")))
+        form = form_type(space, data=data)
     else:
         form = form_type(space)
     status, nearest = 200, None
-    if form.validate_on_submit():
+    if request.method == "POST" and request.form.get("back"):
+        pass  # "Go back" from the series preview: the form again, as it was filled in
+    elif form.validate_on_submit():
         try:
             interval = form.interval()
         except (ValueError, OverflowError):
             form.form_errors.append(_("The end must come after the start."))
             status = 422
         else:
-            try:
-                booking = services.request_booking(
-                    db.session,
-                    services.context(current_user._get_current_object(), ip=request.remote_addr),
-                    space_id=space.id,
-                    requester=current_user._get_current_object(),
-                    start=interval.start,
-                    end=interval.end,
-                    title=form.title.data.strip(),
-                    units=form.units_value,
-                    attendees=form.attendees_value,
-                    title_public=bool("title_public" in form and form.title_public.data),
-                )
-            except services.BookingRefused as refused:
-                form.form_errors.append(refusal_message(refused.refusal, space))
-                if isinstance(refused.refusal, Conflict):
-                    nearest = refused.refusal.nearest_free
-                status = 409
+            rule = form.recurrence() if isinstance(form, RepeatForm) else None
+            if rule is not None:
+                answer = _book_series(space, form, interval.start, interval.end, rule)
+                if not isinstance(answer, int):
+                    return answer
+                status = answer  # refused: the form again, with the reason on top
             else:
-                if booking.status == "pending":
-                    flash(_("Request sent. It is waiting for approval by the station's staff."), "info")
+                try:
+                    booking = services.request_booking(
+                        db.session,
+                        services.context(current_user._get_current_object(), ip=request.remote_addr),
+                        space_id=space.id,
+                        requester=current_user._get_current_object(),
+                        start=interval.start,
+                        end=interval.end,
+                        title=form.title.data.strip(),
+                        units=form.units_value,
+                        attendees=form.attendees_value,
+                        title_public=bool("title_public" in form and form.title_public.data),
+                    )
+                except services.BookingRefused as refused:
+                    form.form_errors.append(refusal_message(refused.refusal, space))
+                    if isinstance(refused.refusal, Conflict):
+                        nearest = refused.refusal.nearest_free
+                    status = 409
                 else:
-                    flash(_("Booked and confirmed. See you there!"), "success")
-                return redirect(url_for("bookings.detail", booking_id=booking.id))
+                    if booking.status == "pending":
+                        flash(_("Request sent. It is waiting for approval by the station's staff."), "info")
+                    else:
+                        flash(_("Booked and confirmed. See you there!"), "success")
+                    return redirect(url_for("bookings.detail", booking_id=booking.id))
     elif form.is_submitted():
         status = 422
     locale = str(get_locale())
@@ -149,6 +170,129 @@ def book(slug: str) -> Response | tuple[str, int]:
         unit=space.unit_label(locale),
         back_date=_chosen_day(form),
     ), status
+
+
+# -- repeating bookings: preview, then book the free ones ----------------------------------
+
+# what the preview page must not copy back into its own hidden fields
+_PREVIEW_CONTROLS = {"csrf_token", "confirm", "fingerprint", "back"}
+
+
+def _book_series(
+    space: Space, form: RepeatForm, first_start: datetime, first_end: datetime, rule: Recurrence
+) -> Response | tuple[str, int] | int:
+    """Preview the series, or book what the person saw; an int is the status for the form with its error."""
+    user = current_user._get_current_object()
+    ctx = services.context(user, ip=request.remote_addr)
+    fields: dict[str, Any] = {
+        "space_id": space.id,
+        "requester": user,
+        "first_start": first_start,
+        "first_end": first_end,
+        "rule": rule,
+        "units": form.units_value,
+        "attendees": form.attendees_value,
+    }
+    try:
+        if not request.form.get("confirm"):
+            return _preview_page(space, form, series_service.preview(db.session, ctx, **fields)), 200
+        created = series_service.request_series(
+            db.session,
+            ctx,
+            title=form.title.data.strip(),
+            title_public=bool("title_public" in form and form.title_public.data),
+            expected_fingerprint=request.form.get("fingerprint", ""),
+            **fields,
+        )
+    except series_service.PreviewStale as stale:
+        return _preview_page(space, form, stale.preview, stale=True), 409
+    except services.BookingRefused as refused:
+        form.form_errors.append(refusal_message(refused.refusal, space))
+        return 409
+    except RecurrenceError:
+        form.form_errors.append(_("These repeat settings give no dates. Check the days and the end."))
+        return 422
+    statuses = db.session.scalars(select(Booking.status).where(Booking.series_id == created.id)).all()
+    if "pending" in statuses:
+        flash(
+            ngettext(
+                "%(num)d booking requested. It is waiting for approval by the station's staff.",
+                "%(num)d bookings requested. They are waiting for approval by the station's staff.",
+                len(statuses),
+            ),
+            "info",
+        )
+    else:
+        flash(
+            ngettext(
+                "%(num)d booking requested and confirmed. See you there!",
+                "%(num)d bookings requested and confirmed. See you there!",
+                len(statuses),
+            ),
+            "success",
+        )
+    return redirect(url_for("bookings.mine"))
+
+
+def _preview_page(space: Space, form: RepeatForm, seen: series_service.SeriesPreview, *, stale: bool = False) -> str:
+    rules = space.rules()
+    occurrences = [
+        {
+            "number": o.number,
+            "interval": o.interval,
+            "free": o.free,
+            "message": None if o.refusal is None else refusal_message(o.refusal, space),
+            "nearest": o.refusal.nearest_free if isinstance(o.refusal, Conflict) else None,
+        }
+        for o in seen.occurrences
+    ]
+    hidden = [
+        (name, value) for name, values in request.form.lists() if name not in _PREVIEW_CONTROLS for value in values
+    ]
+    return render_template(
+        "spaces/series_preview.html",
+        space=space,
+        form=form,
+        preview=seen,
+        stale=stale,
+        title=form.title.data.strip(),
+        rule_text=describe_recurrence(seen.rule, seen.first_start, seen.first_end, str(get_locale())),
+        occurrences=occurrences,
+        skipped=[_skipped_text(s, rules) for s in seen.skipped],
+        cut=_cut_text(seen.cut, space) if seen.cut else None,
+        hidden=hidden,
+        free_count=len(seen.free),
+    )
+
+
+def _skipped_text(skipped: Skipped, rules: SpaceRules) -> str:
+    """'12月5日周六：该空间当天不开放' / 'Sat, Dec 5: the space is closed that day'."""
+    if skipped.reason is SkipReason.NO_SUCH_DAY:
+        month = babel_dates.format_skeleton("yMMMM", skipped.day, locale=str(get_locale()))
+        return _("%(month)s has no such day, so there is no date that month.", month=month)
+    day = format_short_day(skipped.day)
+    if not rules.is_open_day(skipped.day):
+        return _("%(day)s: the space is closed that day.", day=day)
+    return _("%(day)s: the space is not open for all of that time.", day=day)
+
+
+def _cut_text(cut: Cut, space: Space) -> str:
+    day = format_short_day(cut.first_day)
+    if cut.reason is CutReason.LIMIT:
+        return ngettext(
+            "A series has at most %(max)d dates: %(num)d more date from %(day)s is not included.",
+            "A series has at most %(max)d dates: %(num)d more dates from %(day)s are not included.",
+            cut.dropped,
+            max=MAX_OCCURRENCES,
+            day=day,
+        )
+    return ngettext(
+        "This space can be booked up to %(days)s ahead: %(num)d more date from %(day)s is not included yet.",
+        "This space can be booked up to %(days)s ahead: %(num)d more dates from %(day)s are not included yet.",
+        cut.dropped,
+        days=format_duration(space.rules().max_advance),
+        day=day,
+    )
 
 
 def _chosen_day(form: BookingForm) -> str | None:

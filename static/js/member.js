@@ -27,4 +27,20 @@
     list.classList.add("js-one-day");
     show(fromHash ? fromHash[1] : list.getAttribute("data-initial-day"));
   });
+
+  // The booking form's repeat section: show only the settings of the chosen kind of repeat.
+  // Without it every setting is shown and the server ignores the ones that do not apply.
+  document.querySelectorAll(".repeat-section").forEach(function (section) {
+    var radios = section.querySelectorAll("input[name=repeat]");
+    var parts = section.querySelectorAll("[data-repeat-for]");
+    function update() {
+      var chosen = section.querySelector("input[name=repeat]:checked");
+      var kind = chosen ? chosen.value : "none";
+      parts.forEach(function (part) {
+        part.hidden = part.getAttribute("data-repeat-for").split(" ").indexOf(kind) === -1;
+      });
+    }
+    radios.forEach(function (radio) { radio.addEventListener("change", update); });
+    update();
+  });
 })();

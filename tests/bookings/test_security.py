@@ -81,6 +81,7 @@ def test_staff_see_any_booking(client, staff, others_booking):
 def test_post_without_csrf_token_is_refused_with_a_friendly_page(app_like, member):
     csrf_app = app_like(WTF_CSRF_ENABLED=True)
     client = csrf_app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     refused = client.post("/auth/login", data={"email": member.email, "password": PASSWORD})
     assert refused.status_code == 400
     assert "This form has expired" in refused.get_data(as_text=True)
@@ -113,6 +114,7 @@ def test_login_follows_a_local_next(client, member):
 def test_the_eleventh_login_in_a_minute_is_throttled(app_like, member):
     limited = app_like(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://")
     client = limited.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     codes = [
         client.post("/auth/login", data={"email": member.email, "password": "wrong"}).status_code for _ in range(11)
     ]

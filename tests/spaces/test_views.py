@@ -19,9 +19,12 @@ def test_home_lists_every_space_with_today(client, member):
     response = client.get("/")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    for name in ("共享会议室", "快闪临展区", "职工书屋", "公益咖吧", "骑行加油站"):
+    for name in ("Shared meeting room", "Pop-up exhibition area", "Reading room", "Public-welfare cafe"):
         assert name in html
     assert "Walk-in, no booking needed" in html
+    chinese = client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    for name in ("共享会议室", "快闪临展区", "职工书屋", "公益咖吧", "骑行加油站"):
+        assert name in chinese
     assert "/spaces/meeting-room" in html
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     login(client, member.email)

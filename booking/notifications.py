@@ -1,0 +1,284 @@
+"""Mail about bookings, in each recipient's language, queued atomically with the change.
+
+`services` calls `on_booking_change` inside the write transaction after every change.
+It only INSERTs OutgoingMail rows; `booking.mail` sends them after the commit. What goes
+to whom:
+
+| change                        | to                                   | calendar        |
+|-------------------------------|--------------------------------------|-----------------|
+| requested (approval needed)   | requester; every active staff/admin  |                 |
+| confirmed (at once or approved)| requester                           | REQUEST         |
+| rejected                      | requester, with the reason           |                 |
+| cancelled                     | requester, by whom and why           | CANCEL, if it had been confirmed |
+| expired                       | requester                            |                 |
+| reminder (`send-reminders`)   | requester, the day before            |                 |
+
+Invitations reuse the feeds' UID (`booking-<id>@<BOOKING_HOST>`) and SEQUENCE
+(`booking.revision`), so Outlook, Apple Mail and Thunderbird add, move and remove
+one event rather than duplicating it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from booking import mail
+from booking.auth.models import User
+from booking.bookings import services
+from booking.bookings.models import AuditEvent, Booking, OutgoingMail, Status
+from booking.db import write_transaction
+from booking.feeds.ical import CalendarMeta, FeedEvent, render_calendar
+from booking.i18n import format_span
+
+log = logging.getLogger(__name__)
+
+STAFF_ROLES = ("staff", "admin")
+
+
+def init_app(app: Flask) -> None:
+    # create_app runs once per test: the listener list is process-wide, register once
+    if on_booking_change not in services.listeners:
+        services.listeners.append(on_booking_change)
+    mail.init_app(app)
+
+
+def on_booking_change(session: Session, booking: Booking, kind: str, actor: User | None, reason: str | None) -> None:
+    queue_booking_mail(session, booking, kind, actor, reason)
+
+
+@dataclass(frozen=True)
+class Message:
+    recipient: User
+    kind: str  # request_received, staff_request, confirmed, rejected, cancelled, expired, reminder
+    ics_method: str | None = None  # REQUEST or CANCEL: attach the booking as an invitation
+
+
+def queue_booking_mail(
+    session: Session,
+    booking: Booking,
+    kind: str,
+    actor: User | None = None,
+    reason: str | None = None,
+    *,
+    send_after_commit: bool = True,
+) -> list[OutgoingMail]:
+    """Queue the mail a booking change calls for; call inside the change's transaction.
+
+    For closures and series too: cancelling bookings for a closure is `kind="cancelled"`
+    with the closure's reason. A template bug is logged and costs the mail, never the
+    booking; database errors propagate, since the transaction is lost anyway.
+    """
+    try:
+        messages = plan(session, booking, kind, actor)
+        rows = [compose(booking, message, actor, reason) for message in messages]
+    except SQLAlchemyError:
+        raise
+    except Exception:
+        log.exception("could not compose %s mail for booking %s; the booking change stands", kind, booking.id)
+        return []
+    session.add_all(rows)
+    session.flush()
+    if send_after_commit:
+        mail.schedule(session, rows)
+    return rows
+
+
+def plan(session: Session, booking: Booking, kind: str, actor: User | None) -> list[Message]:
+    requester = booking.requester
+    if kind == "requested":
+        staff = session.scalars(
+            select(User)
+            .where(User.role.in_(STAFF_ROLES), User.active.is_(True), User.id != requester.id)
+            .order_by(User.id)
+        ).all()
+        return [Message(requester, "request_received")] + [Message(user, "staff_request") for user in staff]
+    if kind == "confirmed":
+        return [Message(requester, "confirmed", "REQUEST")]
+    if kind == "cancelled":
+        # a CANCEL only for an event the requester's calendar was sent; a pending request never was
+        return [Message(requester, "cancelled", "CANCEL" if _was_confirmed(session, booking) else None)]
+    if kind in ("rejected", "expired", "reminder"):
+        return [Message(requester, kind)]
+    log.warning("no mail for booking change %r", kind)
+    return []
+
+
+def _was_confirmed(session: Session, booking: Booking) -> bool:
+    return bool(
+        session.scalar(
+            select(exists().where(AuditEvent.booking_id == booking.id, AuditEvent.to_status == Status.CONFIRMED.value))
+        )
+    )
+
+
+def compose(booking: Booking, message: Message, actor: User | None, reason: str | None) -> OutgoingMail:
+    """One OutgoingMail row, every word in the recipient's language."""
+    user = message.recipient
+    with force_locale(user.language):
+        context = _context(booking, user, message.kind, actor, reason)
+        context["has_invitation"] = message.ics_method is not None
+        subject = _subject(message.kind, context)
+        text = _render(f"mail/{message.kind}.txt", subject=subject, **context)
+        html = _render(f"mail/{message.kind}.html", subject=subject, **context)
+        ics = invitation(booking, message.ics_method, user.language) if message.ics_method else None
+    return OutgoingMail(
+        booking_id=booking.id,
+        kind=message.kind,
+        recipient=user.email,
+        subject=subject[:300],
+        body_text=_tidy(text),
+        body_html=html,
+        ics=ics,
+        ics_method=message.ics_method,
+    )
+
+
+def _context(booking: Booking, user: User, kind: str, actor: User | None, reason: str | None) -> dict[str, Any]:
+    locale = user.language
+    space = booking.space
+    location = space.location
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    return {
+        "kind": kind,
+        "html_lang": "zh-Hans" if locale.startswith("zh") else "en",
+        "recipient_name": user.display_name,
+        "requester_name": booking.requester.display_name,
+        "organisation": booking.organisation.name(locale) if booking.organisation else "",
+        "title": booking.title,
+        "space_name": space.name(locale),
+        "station_name": location.name(locale),
+        "when": when(booking, locale),
+        "units": booking.units if space.capacity > 1 else None,
+        "unit_label": space.unit_label(locale),
+        "attendees": booking.attendees,
+        "reason": (reason or "").strip() or None,
+        "booking_url": f"{base}/bookings/{booking.id}",
+        "queue_url": f"{base}/staff/queue",
+        "cancel_lead": _cancel_lead(booking, actor) if kind == "cancelled" else "",
+    }
+
+
+def _cancel_lead(booking: Booking, actor: User | None) -> str:
+    """Who cancelled: the requester reads "you", anyone else reads a name."""
+    if actor is None:
+        return _("The station cancelled this booking.")
+    if actor.id == booking.requester_id:
+        return _("You cancelled this booking.")
+    if actor.is_staff:
+        return _("%(name)s of the station's staff cancelled this booking.", name=actor.display_name)
+    return _("%(name)s cancelled this booking.", name=actor.display_name)
+
+
+def when(booking: Booking, locale: str) -> str:
+    """Station-local time in the reader's format; whole days inclusive ('Dec 1 – 3, 2026')."""
+    with force_locale(locale):
+        return format_span(
+            booking.start_at, booking.end_at, whole_days=booking.space.whole_days, tz=booking.space.location.tz
+        )
+
+
+def _subject(kind: str, context: dict[str, Any]) -> str:
+    title, when_text, space = context["title"], context["when"], context["space_name"]
+    subjects = {
+        "request_received": _("Request received: %(title)s, %(when)s", title=title, when=when_text),
+        "staff_request": _("Approval needed: %(space)s, %(when)s", space=space, when=when_text),
+        "confirmed": _("Confirmed: %(title)s, %(when)s", title=title, when=when_text),
+        "rejected": _("Not approved: %(title)s, %(when)s", title=title, when=when_text),
+        "cancelled": _("Cancelled: %(title)s, %(when)s", title=title, when=when_text),
+        "expired": _("Request expired: %(title)s, %(when)s", title=title, when=when_text),
+        "reminder": _("Reminder: %(title)s, %(when)s", title=title, when=when_text),
+    }
+    return " ".join(subjects[kind].split())  # a title with a line break must not break the header
+
+
+def _render(name: str, **context: Any) -> str:
+    # Not render_template: the app's context processors read the logged-in user and the
+    # request, which a CLI command or a cron job does not have.
+    return current_app.jinja_env.get_template(name).render(**context)
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
+
+
+def invitation(booking: Booking, method: str, locale: str) -> str:
+    """The booking as an iTIP REQUEST or CANCEL, with the feeds' UID and SEQUENCE."""
+    config = current_app.config
+    space = booking.space
+    location = space.location
+    tz = location.tz
+    if space.whole_days:
+        start: Any = booking.start_at.astimezone(tz).date()
+        end: Any = booking.end_at.astimezone(tz).date()  # exclusive, as DTEND;VALUE=DATE wants
+    else:
+        start, end = booking.start_at, booking.end_at
+    address, name = mail.sender_address()
+    url = f"{config['PUBLIC_URL'].rstrip('/')}/bookings/{booking.id}"
+    event = FeedEvent(
+        uid=f"booking-{booking.id}@{config['BOOKING_HOST']}",
+        start=start,
+        end=end,
+        summary=booking.title,
+        status="CANCELLED" if method == "CANCEL" else "CONFIRMED",
+        sequence=booking.revision,
+        last_modified=booking.updated_at,
+        location=f"{space.name(locale)}, {location.name(locale)}",
+        description=url,
+        url=url,
+        organizer=(address, name or location.name(locale)),
+        attendees=((booking.requester.email, booking.requester.display_name),),
+    )
+    meta = CalendarMeta(name=location.name(locale), tzid=location.timezone)
+    return render_calendar(meta, [event], method=method).decode("utf-8")
+
+
+# -- reminders ------------------------------------------------------------------------------
+
+
+def queue_reminders(session: Session, *, now: datetime, within: timedelta = timedelta(hours=36)) -> int:
+    """Queue a reminder for each confirmed booking starting within `within`; each is reminded once.
+
+    `reminded_at` is set by a compare-and-swap in the same transaction as the queued
+    mail, so two cron runs at once, or a run repeated, never remind twice.
+    """
+    with write_transaction(session):
+        due = session.scalars(
+            select(Booking)
+            .where(
+                Booking.status == Status.CONFIRMED.value,
+                Booking.reminded_at.is_(None),
+                Booking.start_at > now,
+                Booking.start_at <= now + within,
+            )
+            .order_by(Booking.start_at, Booking.id)
+        ).all()
+        reminded = 0
+        for booking in due:
+            claimed = session.execute(
+                update(Booking)
+                .where(
+                    Booking.id == booking.id,
+                    Booking.reminded_at.is_(None),
+                    Booking.status == Status.CONFIRMED.value,
+                )
+                .values(reminded_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            # the caller sends the whole outbox next, retries included
+            queue_booking_mail(session, booking, "reminder", send_after_commit=False)
+            reminded += 1
+    return reminded
