@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from booking.auth.models import ROLES, Organisation, User
 from booking.bookings import services
-from booking.bookings.models import Booking
+from booking.bookings.models import Booking, OutgoingMail
 from booking.db import utcnow
 from booking.extensions import db
 from booking.seed import seed as seed_station
@@ -63,6 +63,9 @@ def demo_command() -> None:
         click.echo("demo bookings already present")
         return
     made = _demo_bookings(accounts["member"], accounts["staff"])
+    # demo bookings are not real requests: nobody is to be mailed about them
+    db.session.execute(delete(OutgoingMail))
+    db.session.commit()
     click.echo(f"demo: {made} bookings; log in as member@example.com or staff@example.com, password {DEMO_PASSWORD}")
 
 

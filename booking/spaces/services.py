@@ -93,8 +93,12 @@ class WeekView:
     def is_bookable(self, cell: Cell) -> bool:
         return bookable_from(cell, self.rules, self.now)
 
+    def started(self, cell: Cell) -> bool:
+        """Under way: free units remain, but a booking can no longer start at this cell."""
+        return cell.state in BOOKABLE and cell.interval.start <= self.now
+
     def too_soon(self, cell: Cell) -> bool:
-        return cell.state in BOOKABLE and cell.interval.start < self.now + self.rules.min_notice
+        return cell.state in BOOKABLE and self.now < cell.interval.start < self.now + self.rules.min_notice
 
     def own_booking(self, cell: Cell) -> int | None:
         return self.own_bookings.get(cell.interval)

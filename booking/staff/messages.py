@@ -6,8 +6,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from booking import i18n
+from booking.bookings.forms import refusal_message as member_refusal_message
 from booking.bookings.services import AlreadyDecided
 from booking.domain import refusals as r
+from booking.spaces.models import Space
 
 STATUS_WORDS = {
     "pending": _l("waiting for approval"),
@@ -18,73 +20,20 @@ STATUS_WORDS = {
 }
 
 
-def _minutes(delta: object) -> int:
-    return int(delta.total_seconds() // 60)  # type: ignore[attr-defined]
-
-
-def refusal_message(refusal: r.Refusal, *, whole_days: bool = False) -> str:
+def refusal_message(refusal: r.Refusal, space: Space) -> str:
+    """The member's sentence for the refusal, plus what staff can do about it."""
+    text = member_refusal_message(refusal, space)
     if isinstance(refusal, r.Conflict):
-        text = _("That time is taken: %(left)s units left.", left=refusal.left)
         if refusal.blocking:
-            text += " " + _("In the way: bookings %(ids)s.", ids=", ".join(f"#{i}" for i in refusal.blocking))
+            ids = ", ".join(f"#{i}" for i in refusal.blocking if i > 0)
+            if ids:
+                text += " " + _("In the way: bookings %(ids)s.", ids=ids)
         if refusal.nearest_free is not None:
-            text += " " + _(
-                "Nearest free time: %(span)s.",
-                span=i18n.format_span(refusal.nearest_free.start, refusal.nearest_free.end, whole_days=whole_days),
-            )
-        return text
-    if isinstance(refusal, r.Closed):
-        return _(
-            "The space is closed then (%(span)s): %(reason)s",
-            span=i18n.format_span(refusal.interval.start, refusal.interval.end),
-            reason=refusal.reason,
-        )
-    if isinstance(refusal, r.OffGrid):
-        return _("Start and end must be on the %(minutes)s-minute grid.", minutes=refusal.grid_minutes)
-    if isinstance(refusal, r.NotASlot):
-        return _("Choose one or more whole fixed slots.")
-    if isinstance(refusal, r.OutsideOpeningHours):
-        return _("That is outside the opening hours.")
-    if isinstance(refusal, r.InThePast):
-        return _("That time has passed.")
-    if isinstance(refusal, r.TooShort):
-        return _("Too short: at least %(minutes)s minutes.", minutes=_minutes(refusal.minimum))
-    if isinstance(refusal, r.TooLong):
-        return (
-            _("Too long: at most %(minutes)s minutes.", minutes=_minutes(refusal.maximum))
-            + " "
-            + _("Give an override reason to lift this limit.")
-        )
-    if isinstance(refusal, r.TooSoon):
-        return (
-            _(
-                "Too short notice: the earliest start is %(at)s.",
-                at=i18n.format_span(refusal.earliest, refusal.earliest),
-            )
-            + " "
-            + _("Give an override reason to lift this limit.")
-        )
-    if isinstance(refusal, r.TooFarAhead):
-        return _("Too far ahead for this space.") + " " + _("Give an override reason to lift this limit.")
-    if isinstance(refusal, r.TooManyUnits):
-        return (
-            _("At most %(n)s units per booking.", n=refusal.maximum)
-            + " "
-            + _("Give an override reason to lift this limit.")
-        )
-    if isinstance(refusal, r.TooManyAttendees):
-        return _("At most %(n)s people fit.", n=refusal.maximum)
-    if isinstance(refusal, r.TooManyFutureBookings):
-        return (
-            _("The member already has %(n)s future bookings here.", n=refusal.maximum)
-            + " "
-            + _("Give an override reason to lift this limit.")
-        )
-    if isinstance(refusal, r.NotBookable):
-        return _("This space is not bookable.")
-    if isinstance(refusal, r.NotPositive):
-        return _("Units and people are counted from one.")
-    return _("The request breaks a rule of the space.")
+            span = i18n.format_span(refusal.nearest_free.start, refusal.nearest_free.end, whole_days=space.whole_days)
+            text += " " + _("Nearest free time: %(span)s.", span=span)
+    if isinstance(refusal, r.POLICY_REFUSALS):
+        text += " " + _("Give an override reason to lift this limit.")
+    return text
 
 
 def already_decided_message(exc: AlreadyDecided) -> str:

@@ -18,21 +18,28 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    ARRAY,
     Column,
     Date,
+    DateTime,
     Integer,
     MetaData,
+    Row,
     Table,
     and_,
+    bindparam,
     case,
+    cast,
     column,
     delete,
     func,
     insert,
     select,
+    true,
     values,
 )
 from sqlalchemy.orm import Session
@@ -152,6 +159,171 @@ def open_intervals(
     return rows
 
 
+_CONFIRMED = Booking.status == Status.CONFIRMED.value
+
+
+def _count_columns(dialect: str, b: Any) -> list[ColumnElement[Any]]:
+    """Bookings, people, cancellations and late cancellations, summed; `b` has the booking's columns."""
+    confirmed = b.status == Status.CONFIRMED.value
+    cancelled = b.status == Status.CANCELLED.value
+    late = and_(
+        cancelled,
+        _hours_between(dialect, b.decided_at, b.start_at) < LATE_CANCELLATION.total_seconds() / 3600,
+    )
+    return [
+        func.sum(case((confirmed, 1), else_=0)),
+        func.sum(case((confirmed, b.attendees), else_=0)),
+        func.sum(case((cancelled, 1), else_=0)),
+        func.sum(case((late, 1), else_=0)),
+    ]
+
+
+def _counts(
+    session: Session,
+    dialect: str,
+    tz: ZoneInfo,
+    space_ids: Sequence[int],
+    weeks: Sequence[tuple[date, datetime, datetime]],
+    range_start: datetime,
+    range_end: datetime,
+) -> Sequence[Row[Any]]:
+    """(space, member unit, local Monday of the start, bookings, people, cancellations, late ones)."""
+    in_range = and_(Booking.space_id.in_(space_ids), Booking.start_at >= range_start, Booking.start_at < range_end)
+    if dialect == "postgresql":
+        # one index range scan, then a hash aggregate over the local Monday PostgreSQL computes;
+        # joining to a list of weeks instead made the planner test every booking against every week
+        per_booking = (
+            select(
+                Booking.space_id,
+                Booking.organisation_id,
+                Booking.status,
+                Booking.attendees,
+                Booking.decided_at,
+                Booking.start_at,
+                cast(func.date_trunc("week", func.timezone(tz.key, Booking.start_at)), Date).label("week"),
+            )
+            .where(in_range)
+            .subquery("counted")
+        )
+        c = per_booking.c
+        return session.execute(
+            select(c.space_id, c.organisation_id, c.week, *_count_columns(dialect, c)).group_by(
+                c.space_id, c.organisation_id, c.week
+            )
+        ).all()
+    # SQLite knows no time zones: the local weeks go in as UTC windows
+    week_values = (
+        values(column("week", Date), column("ws", UTCDateTime), column("we", UTCDateTime), name="report_week")
+        .data(list(weeks))
+        .cte()
+    )  # a CTE: SQLite cannot alias the columns of a VALUES subquery
+    w = week_values.c
+    return session.execute(
+        select(Booking.space_id, Booking.organisation_id, w.week, *_count_columns(dialect, Booking))
+        .join(week_values, and_(Booking.start_at >= w.ws, Booking.start_at < w.we))
+        .where(Booking.space_id.in_(space_ids))  # the weeks bound the start: one range scan each
+        .group_by(Booking.space_id, Booking.organisation_id, w.week)
+    ).all()
+
+
+def _hours(
+    session: Session,
+    dialect: str,
+    space_ids: Sequence[int],
+    calendar: Sequence[tuple[int, date, Interval]],
+    range_start: datetime,
+    range_end: datetime,
+) -> list[tuple[int, int | None, date, float, float]]:
+    """(space, member unit, week, hours, unit-hours) of confirmed time inside the open intervals."""
+    # the longest confirmed booking of each space bounds each probe below far tighter than
+    # MAX_SPAN: a meeting room's open interval looks back hours, not fifteen days
+    longest = dict(
+        session.execute(
+            select(Booking.space_id, func.max(_hours_between(dialect, Booking.start_at, Booking.end_at)))
+            .where(
+                _CONFIRMED,
+                Booking.space_id.in_(space_ids),
+                Booking.start_at >= range_start - MAX_SPAN,
+                Booking.start_at < range_end,
+            )
+            .group_by(Booking.space_id)
+        ).all()
+    )
+    probes = [
+        (space, week, w.start, w.end, w.start - timedelta(hours=float(longest[space]) + 1))
+        for space, week, w in calendar
+        if space in longest  # a space with no confirmed booking has no hours to find
+    ]
+    if not probes:
+        return []
+    if dialect == "postgresql":
+        # the intervals as five arrays, unnested in FROM: one statement, whatever their number;
+        # LATERAL makes every interval one short range scan of ix_booking_space_start
+        columns = list(zip(*probes, strict=True))
+        types = (Integer, Date, DateTime(timezone=True), DateTime(timezone=True), DateTime(timezone=True))
+        names = ("space_id", "week", "os", "oe", "lo")
+        opened = (
+            func.unnest(
+                *(
+                    bindparam(f"open_{name}", list(values_), type_=ARRAY(type_))
+                    for name, values_, type_ in zip(names, columns, types, strict=True)
+                )
+            )
+            .table_valued(*(column(name, type_) for name, type_ in zip(names, types, strict=True)))
+            .render_derived(name="open_interval")
+        )
+        o = opened.c
+        held = (
+            select(Booking.organisation_id, Booking.start_at, Booking.end_at, Booking.units)
+            .where(
+                Booking.space_id == o.space_id,
+                _CONFIRMED,
+                Booking.start_at >= o.lo,
+                Booking.start_at < o.oe,
+                Booking.end_at > o.os,
+            )
+            .offset(0)  # a fence: PostgreSQL would otherwise flatten the subquery into a hash join
+            .lateral("held")
+        )
+        h = held.c
+        overlap = _hours_between(dialect, func.greatest(h.start_at, o.os), func.least(h.end_at, o.oe))
+        stmt = (
+            select(o.space_id, h.organisation_id, o.week, func.sum(overlap), func.sum(overlap * h.units))
+            .select_from(opened)
+            .join(held, true())
+            .group_by(o.space_id, h.organisation_id, o.week)
+        )
+    else:
+        # a temporary table filled with one executemany: compiling thousands of VALUES rows
+        # into the statement costs more than the query itself
+        _OPEN_INTERVALS.create(session.connection(), checkfirst=True)
+        session.execute(delete(_OPEN_INTERVALS))
+        session.execute(
+            insert(_OPEN_INTERVALS), [dict(zip(("space_id", "week", "os", "oe", "lo"), p, strict=True)) for p in probes]
+        )
+        o = _OPEN_INTERVALS.c
+        overlap = _hours_between(
+            dialect, _later(dialect, Booking.start_at, o.os), _earlier(dialect, Booking.end_at, o.oe)
+        )
+        stmt = (
+            select(o.space_id, Booking.organisation_id, o.week, func.sum(overlap), func.sum(overlap * Booking.units))
+            .select_from(_OPEN_INTERVALS)
+            .join(
+                Booking,
+                and_(
+                    Booking.space_id == o.space_id,
+                    _CONFIRMED,
+                    # bounded below by the space's longest booking: a short index range scan per interval
+                    Booking.start_at >= o.lo,
+                    Booking.start_at < o.oe,
+                    Booking.end_at > o.os,
+                ),
+            )
+            .group_by(o.space_id, Booking.organisation_id, o.week)
+        )
+    return [(r[0], r[1], r[2], float(r[3] or 0), float(r[4] or 0)) for r in session.execute(stmt).all()]
+
+
 def usage(session: Session, *, first: date, last: date, tz: ZoneInfo, space_id: int | None = None) -> Report:
     dialect = session.get_bind().dialect.name
     range_start, range_end = local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
@@ -169,95 +341,11 @@ def usage(session: Session, *, first: date, last: date, tz: ZoneInfo, space_id: 
         weeks.append((monday, start, end))
         monday += timedelta(days=7)
 
-    week_values = (
-        values(column("week", Date), column("ws", UTCDateTime), column("we", UTCDateTime), name="report_week")
-        .data(weeks)
-        .cte()
-    )  # a CTE: SQLite cannot alias the columns of a VALUES subquery
-
     # 1. counts by (space, member unit, week of the start)
-    confirmed = Booking.status == Status.CONFIRMED.value
-    cancelled = Booking.status == Status.CANCELLED.value
-    late = and_(
-        cancelled,
-        _hours_between(dialect, Booking.decided_at, Booking.start_at) < LATE_CANCELLATION.total_seconds() / 3600,
-    )
-    counts = session.execute(
-        select(
-            Booking.space_id,
-            Booking.organisation_id,
-            week_values.c.week,
-            func.sum(case((confirmed, 1), else_=0)),
-            func.sum(case((confirmed, Booking.attendees), else_=0)),
-            func.sum(case((cancelled, 1), else_=0)),
-            func.sum(case((late, 1), else_=0)),
-        )
-        .join(week_values, and_(Booking.start_at >= week_values.c.ws, Booking.start_at < week_values.c.we))
-        .where(Booking.space_id.in_(chosen_ids))
-        .group_by(Booking.space_id, Booking.organisation_id, week_values.c.week)
-    ).all()
-
+    counts = _counts(session, dialect, tz, chosen_ids, weeks, range_start, range_end)
     # 2. hours inside opening hours, by (space, member unit, week the hours fall in)
     calendar = open_intervals(chosen, first, last, closures)
-    # the longest confirmed booking of each space bounds each probe below far tighter than
-    # MAX_SPAN: a meeting room's open interval looks back hours, not fifteen days
-    longest = dict(
-        session.execute(
-            select(Booking.space_id, func.max(_hours_between(dialect, Booking.start_at, Booking.end_at)))
-            .where(
-                confirmed,
-                Booking.space_id.in_(chosen_ids),
-                Booking.start_at >= range_start - MAX_SPAN,
-                Booking.start_at < range_end,
-            )
-            .group_by(Booking.space_id)
-        ).all()
-    )
-    probes = [
-        (space, week, w.start, w.end, w.start - timedelta(hours=float(longest[space]) + 1))
-        for space, week, w in calendar
-        if space in longest  # a space with no confirmed booking has no hours to find
-    ]
-    hours_rows: list[tuple[int, int | None, date, float, float]] = []
-    if probes:
-        # a temporary table filled with one executemany: compiling thousands of VALUES rows
-        # into the statement costs more than the query itself
-        connection = session.connection()
-        _OPEN_INTERVALS.create(connection, checkfirst=True)
-        session.execute(delete(_OPEN_INTERVALS))
-        session.execute(
-            insert(_OPEN_INTERVALS), [dict(zip(("space_id", "week", "os", "oe", "lo"), p, strict=True)) for p in probes]
-        )
-        open_values = _OPEN_INTERVALS
-        o = open_values.c
-        overlap = _hours_between(
-            dialect, _later(dialect, Booking.start_at, o.os), _earlier(dialect, Booking.end_at, o.oe)
-        )
-        hours_rows = [
-            (r[0], r[1], r[2], float(r[3] or 0), float(r[4] or 0))
-            for r in session.execute(
-                select(
-                    o.space_id,
-                    Booking.organisation_id,
-                    o.week,
-                    func.sum(overlap),
-                    func.sum(overlap * Booking.units),
-                )
-                .select_from(open_values)
-                .join(
-                    Booking,
-                    and_(
-                        Booking.space_id == o.space_id,
-                        confirmed,
-                        # bounded below by the space's longest booking: a short index range scan per interval
-                        Booking.start_at >= o.lo,
-                        Booking.start_at < o.oe,
-                        Booking.end_at > o.os,
-                    ),
-                )
-                .group_by(o.space_id, Booking.organisation_id, o.week)
-            ).all()
-        ]
+    hours_rows = _hours(session, dialect, chosen_ids, calendar, range_start, range_end)
 
     # roll the grouped rows (spaces × units × weeks, not bookings) up three ways
     capacity = {s.id: s.capacity for s in chosen}

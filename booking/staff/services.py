@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, column, func, or_, select, values
+from sqlalchemy import Integer, and_, case, column, distinct, func, or_, select, values
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.sql.elements import ColumnElement
 
 from booking.auth.models import ROLES, User
 from booking.bookings import services
@@ -41,6 +42,36 @@ class QueueRow:
         return [n for n in self.neighbours if n.start_at < b.end_at and n.end_at > b.start_at]
 
 
+@dataclass
+class QueueEntry:
+    """One line of the queue: a single request, or every pending occurrence of one series."""
+
+    rows: list[QueueRow]
+    series_id: int | None = None
+
+    @property
+    def booking(self) -> Booking:
+        """The single request, or the series' soonest pending occurrence."""
+        return self.rows[0].booking
+
+    @property
+    def neighbours(self) -> list[Booking]:
+        return self.rows[0].neighbours
+
+    @property
+    def overlapping(self) -> list[Booking]:
+        return self.rows[0].overlapping
+
+    @property
+    def bookings(self) -> list[Booking]:
+        return [row.booking for row in self.rows]
+
+    @property
+    def overlapping_count(self) -> int:
+        """How many of the entry's occurrences overlap something held."""
+        return sum(1 for row in self.rows if row.overlapping)
+
+
 def expire_if_stale(session: Session, ctx: services.Context) -> int:
     """Run `expire_pending` only when a cheap read finds something to expire.
 
@@ -56,30 +87,67 @@ def expire_if_stale(session: Session, ctx: services.Context) -> int:
     return services.expire_pending(session, ctx)
 
 
-def pending_page(session: Session, *, page: int, per_page: int) -> tuple[list[QueueRow], int]:
-    """One page of pending requests, soonest first, each with what is held around it.
+def _queue_key() -> ColumnElement[int]:
+    """A series' pending occurrences share one key (the series id); a single request is its own (-id)."""
+    return case((Booking.series_id.is_(None), -Booking.id), else_=Booking.series_id)
 
-    Three queries whatever the page size: the count, the page, and one self-join for
-    every row's neighbours.
+
+@dataclass
+class QueuePage:
+    entries: list[QueueEntry]
+    total: int  # entries: a series counts once
+    dates: int  # pending bookings, each occurrence of a series counted
+
+
+def pending_page(session: Session, *, page: int, per_page: int) -> QueuePage:
+    """One page of the queue, soonest first: single requests, and each series once.
+
+    A series needing approval is one entry holding its pending occurrences; `per_page`
+    and `total` count entries. Three queries whatever the page size or the series'
+    length: the count, the page (grouped in SQL, joined back to its bookings), and one
+    self-join for every pending booking's neighbours.
     """
-    total = session.scalar(select(func.count(Booking.id)).where(Booking.status == Status.PENDING.value)) or 0
+    pending = Booking.status == Status.PENDING.value
+    key = _queue_key()
+    total, dates = session.execute(select(func.count(distinct(key)), func.count(Booking.id)).where(pending)).one()
+    entries = (
+        select(
+            key.label("entry_key"),
+            func.min(Booking.start_at).label("first_start"),
+            func.min(Booking.id).label("first_id"),
+        )
+        .where(pending)
+        .group_by(key)
+        .order_by(func.min(Booking.start_at), func.min(Booking.id))
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .subquery("queue_entry")
+    )
     rows = list(
         session.scalars(
             select(Booking)
-            .where(Booking.status == Status.PENDING.value)
+            .join(entries, _queue_key() == entries.c.entry_key)
+            .where(pending)
             .options(
                 joinedload(Booking.requester),
                 joinedload(Booking.organisation),
                 joinedload(Booking.space),
             )
-            .order_by(Booking.start_at, Booking.id)
-            .limit(per_page)
-            .offset((page - 1) * per_page)
+            .order_by(entries.c.first_start, entries.c.first_id, Booking.start_at, Booking.id)
         )
     )
-    queue = [QueueRow(booking) for booking in rows]
+    queue: list[QueueEntry] = []
+    by_key: dict[int, QueueEntry] = {}
+    for booking in rows:
+        entry_key = booking.series_id if booking.series_id is not None else -booking.id
+        entry = by_key.get(entry_key)
+        if entry is None:
+            entry = by_key[entry_key] = QueueEntry(rows=[], series_id=booking.series_id)
+            queue.append(entry)
+        entry.rows.append(QueueRow(booking))
+    result = QueuePage(entries=queue, total=total or 0, dates=dates or 0)
     if not rows:
-        return queue, total
+        return result
     # each row's window, computed here: date arithmetic in SQL differs between databases
     windows = (
         values(
@@ -123,10 +191,13 @@ def pending_page(session: Session, *, page: int, per_page: int) -> tuple[list[Qu
         .options(joinedload(Booking.requester), joinedload(Booking.organisation))
         .order_by(Booking.start_at, Booking.id)
     )
-    by_id = {row.booking.id: row for row in queue}
+    by_id = {row.booking.id: row for entry in queue for row in entry.rows}
     for pending_id, neighbour in session.execute(stmt).unique():
-        by_id[pending_id].neighbours.append(neighbour)
-    return queue, total
+        row = by_id[pending_id]
+        if neighbour.series_id is not None and neighbour.series_id == row.booking.series_id:
+            continue  # the series' own occurrences are listed in its entry already
+        row.neighbours.append(neighbour)
+    return result
 
 
 # -- space rules --------------------------------------------------------------------------
@@ -315,4 +386,5 @@ def names_of(session: Session, user_ids: set[int]) -> dict[int, str]:
     if not user_ids:
         return {}
     rows = session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))
-    return dict(rows)  # type: ignore[arg-type]
+    # .all(): a Result has keys(), so dict(rows) would take it for a mapping and fail
+    return dict(rows.all())  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
@@ -20,8 +20,9 @@ from sqlalchemy.orm import joinedload
 from booking import i18n
 from booking.auth.decorators import admin_required, staff_required
 from booking.auth.models import Organisation, User
+from booking.bookings import series as series_service
 from booking.bookings import services
-from booking.bookings.models import Booking
+from booking.bookings.models import Booking, Series
 from booking.db import utcnow
 from booking.domain.intervals import Interval, local_at, local_midnight
 from booking.domain.rules import parse_hhmm
@@ -104,11 +105,13 @@ def index() -> Response:
 def queue() -> str:
     staff_services.expire_if_stale(db.session, _ctx())
     page = _page()
-    rows, total = staff_services.pending_page(db.session, page=page, per_page=QUEUE_PAGE)
+    found = staff_services.pending_page(db.session, page=page, per_page=QUEUE_PAGE)
+    total = found.total
     return render_template(
         "staff/queue.html",
-        rows=rows,
+        rows=found.entries,
         total=total,
+        dates=found.dates,
         page=page,
         pages=max((total + QUEUE_PAGE - 1) // QUEUE_PAGE, 1),
         form=EmptyForm(),
@@ -124,13 +127,12 @@ def approve(booking_id: int) -> Response:
     if not form.validate_on_submit():
         abort(400)
     booking = db.get_or_404(Booking, booking_id)
-    whole_days = booking.space.whole_days
     try:
         services.approve(db.session, _ctx(), booking_id)
     except services.AlreadyDecided as exc:
         flash(already_decided_message(exc), "warning")
     except services.BookingRefused as exc:
-        flash(_("Not approved: %(why)s", why=refusal_message(exc.refusal, whole_days=whole_days)), "error")
+        flash(_("Not approved: %(why)s", why=refusal_message(exc.refusal, booking.space)), "error")
     else:
         flash(_("Approved booking #%(id)s. The requester is told.", id=booking_id), "success")
     return redirect(_back(url_for("staff.queue")))
@@ -152,6 +154,71 @@ def reject(booking_id: int) -> Response:
         flash(_("Not rejected: give a reason, the requester reads it."), "error")
     else:
         flash(_("Rejected booking #%(id)s. The requester is told why.", id=booking_id), "success")
+    return redirect(_back(url_for("staff.queue")))
+
+
+@bp.post("/series/<int:series_id>/approve")
+@staff_required
+def approve_series(series_id: int) -> Response:
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    found = db.get_or_404(Series, series_id)
+    space = db.get_or_404(Space, found.space_id)
+    whole_days = space.whole_days
+    decision = series_service.approve_series(db.session, _ctx(), series_id)
+    if decision.decided:
+        flash(
+            ngettext(
+                "Approved %(num)s request of the series. The requester is told.",
+                "Approved %(num)s requests of the series. The requester is told.",
+                len(decision.decided),
+            ),
+            "success",
+        )
+    if decision.left_pending:
+        lines = "; ".join(
+            f"#{b.id} {i18n.format_span(b.start_at, b.end_at, whole_days=whole_days)}: " + refusal_message(why, space)
+            for b, why in decision.left_pending
+        )
+        flash(
+            ngettext(
+                "%(num)s request no longer fits and stays pending: %(list)s",
+                "%(num)s requests no longer fit and stay pending: %(list)s",
+                len(decision.left_pending),
+                list=lines,
+            ),
+            "warning",
+        )
+    if not decision.decided and not decision.left_pending:
+        flash(_("Nothing in this series is waiting any more."), "info")
+    return redirect(_back(url_for("staff.queue")))
+
+
+@bp.post("/series/<int:series_id>/reject")
+@staff_required
+def reject_series(series_id: int) -> Response:
+    db.get_or_404(Series, series_id)
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        flash(_("Not rejected: give a reason, the requester reads it."), "error")
+        return redirect(_back(url_for("staff.queue")))
+    try:
+        rejected = series_service.reject_series(db.session, _ctx(), series_id, form.reason.data)
+    except services.ReasonRequired:
+        flash(_("Not rejected: give a reason, the requester reads it."), "error")
+    else:
+        if rejected:
+            flash(
+                ngettext(
+                    "Rejected %(num)s request of the series. The requester is told why.",
+                    "Rejected %(num)s requests of the series. The requester is told why.",
+                    len(rejected),
+                ),
+                "success",
+            )
+        else:
+            flash(_("Nothing in this series is waiting any more."), "info")
     return redirect(_back(url_for("staff.queue")))
 
 
@@ -247,7 +314,7 @@ def book() -> str | Response:
                         override_reason=form.override_reason.data or None,
                     )
                 except services.BookingRefused as exc:
-                    form.form_errors.append(refusal_message(exc.refusal, whole_days=space.whole_days))
+                    form.form_errors.append(refusal_message(exc.refusal, space))
                 else:
                     flash(
                         _(

@@ -23,6 +23,8 @@ POST_URLS = [
     "/staff/bookings/1/approve",
     "/staff/bookings/1/reject",
     "/staff/bookings/1/cancel",
+    "/staff/series/1/approve",
+    "/staff/series/1/reject",
     "/staff/book",
     "/staff/closures",
     "/staff/spaces/meeting-room",
@@ -36,6 +38,7 @@ def test_every_staff_rule_is_listed(app):
     listed = {url.split("?")[0] for url in GET_URLS + POST_URLS}
     for rule in rules:
         concrete = rule.replace("<int:booking_id>", "1").replace("<int:user_id>", "1").replace("<slug>", "meeting-room")
+        concrete = concrete.replace("<int:series_id>", "1")
         assert concrete in listed, rule
 
 

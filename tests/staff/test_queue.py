@@ -28,9 +28,9 @@ def test_queue_lists_pending_soonest_first_with_neighbours(client, staff, member
     page = client.get("/staff/queue").get_data(as_text=True)
     assert page.index(f"booking-{sooner.id}") < page.index(f"booking-{later.id}")
     assert "邻居" in page  # the request of the day after is shown next to the first
-    rows, total = staff_services.pending_page(db.session, page=1, per_page=50)
-    assert total == 3
-    first = next(r for r in rows if r.booking.id == sooner.id)
+    found = staff_services.pending_page(db.session, page=1, per_page=50)
+    assert (found.total, found.dates) == (3, 3)
+    first = next(r for r in found.entries if r.booking.id == sooner.id)
     assert [n.id for n in first.neighbours] == [neighbour.id]
     assert first.overlapping == []  # touching days do not overlap
 

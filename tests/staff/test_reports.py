@@ -7,7 +7,7 @@ import io
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from booking.auth.models import Organisation
 from booking.bookings import services
@@ -128,11 +128,43 @@ def test_the_page_and_the_csv_show_the_same_numbers(client, staff, known_day):
     assert total[0] == "Total"
     assert (total[2], total[3], total[4], total[5], total[6], total[7]) == ("4", "26.5", "20", "44.5", "2", "1")
     by_name = {row[1]: row for row in body if row[0] == "Member unit"}
-    assert by_name[known_day["a"].name_zh][3] == "12.0"
-    assert by_name[known_day["b"].name_zh][3] == "14.5"
+    assert by_name[known_day["a"].name("en")][3] == "12.0"
+    assert by_name[known_day["b"].name("en")][3] == "14.5"
     spaces = {row[1]: row for row in body if row[0] == "Space"}
-    assert spaces["职工书屋"][5] == "50.0"
+    assert spaces["Reading room"][5] == "50.0"
 
 
 def test_the_default_range_is_the_last_four_full_weeks():
     assert reports.default_range(date(2026, 12, 3)) == (date(2026, 11, 2), date(2026, 11, 29))
+
+
+def test_a_booking_counts_in_its_local_week_not_its_utc_week(make_space, member, book):
+    """Monday 7 December 2026, 01:00 in Shanghai is still Sunday 6 December in UTC."""
+    all_night = make_space(opening_hours={str(d): [["00:00", "24:00"]] for d in range(7)}, max_advance_days=400)
+    book(all_night, member, shanghai(2026, 12, 7, 1), shanghai(2026, 12, 7, 3), attendees=2)
+    report = reports.usage(db.session, first=date(2026, 11, 30), last=date(2026, 12, 13), tz=TZ, space_id=all_night.id)
+    weeks = dict(report.by_week)
+    assert (weeks[date(2026, 11, 30)].bookings, weeks[date(2026, 11, 30)].hours) == (0, 0)
+    assert (weeks[date(2026, 12, 7)].bookings, weeks[date(2026, 12, 7)].people) == (1, 2)
+    assert weeks[date(2026, 12, 7)].hours == pytest.approx(2)
+
+
+def test_the_number_of_queries_does_not_grow_with_the_range(app, known_day):
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    reports.usage(db.session, first=DAY, last=DAY, tz=TZ)  # SQLite creates its temporary table once per connection
+    counts = []
+    for first in (DAY, date(2026, 1, 1)):
+        statements.clear()
+        db.session.expire_all()
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            reports.usage(db.session, first=first, last=date(2026, 12, 31), tz=TZ)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
