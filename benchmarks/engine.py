@@ -689,6 +689,8 @@ class Result:
 
 def run_database(name: str, url: str, args: argparse.Namespace) -> Result:
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "RATELIMIT_ENABLED": False})
+    if args.without_mail:
+        services.listeners.clear()
     with app.app_context():
         engine = db.engine
         meta = read_meta(engine)
@@ -921,6 +923,11 @@ def main(argv: list[str] | None = None) -> int:
         help="print the query plans of the overlap query and of every SELECT in a request",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the timed loops")
+    parser.add_argument(
+        "--without-mail",
+        action="store_true",
+        help="measure the engine alone: no mail is composed and queued with each change",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 on a MISS (targets or query plan)")
     args = parser.parse_args(argv)
     if args.rows < 1000 or args.samples < 1:

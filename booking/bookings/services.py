@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from booking.auth.models import User
 from booking.bookings.models import HOLDING, AuditEvent, Booking, Status
@@ -86,7 +86,8 @@ def context(actor: User | None, *, now: datetime | None = None, ip: str | None =
 
 
 def lock_space(session: Session, space_id: int) -> Space:
-    stmt = select(Space).where(Space.id == space_id).with_for_update()
+    # the location comes along (its time zone is needed for every rule check): one query, not two
+    stmt = select(Space).options(joinedload(Space.location)).where(Space.id == space_id).with_for_update(of=Space)
     return session.execute(stmt, execution_options={"populate_existing": True}).scalar_one()
 
 
