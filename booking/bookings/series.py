@@ -55,14 +55,16 @@ from booking.bookings.services import (
     Context,
     NotPermitted,
     ReasonRequired,
-    _notify,
-    _touch,
-    _transition,
     audit,
     closures_in,
     future_bookings_of,
     holds_in,
+    is_exclusion_violation,
+    load_booking,
     lock_space,
+    notify,
+    touch_watermarks,
+    transition,
 )
 from booking.db import UTCDateTime, write_transaction
 from booking.domain.availability import nearest_free
@@ -295,10 +297,6 @@ def preview(
 # -- booking a series ---------------------------------------------------------------------
 
 
-def _is_exclusion_violation(exc: IntegrityError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == "23P01"
-
-
 def request_series(
     session: Session,
     ctx: Context,
@@ -383,14 +381,14 @@ def request_series(
         try:
             session.flush()
         except IntegrityError as exc:  # PostgreSQL's exclusion constraint, behind the lock
-            if not _is_exclusion_violation(exc):
+            if not is_exclusion_violation(exc):
                 raise
             raise BookingRefused(Conflict(blocking=(), left=0)) from exc
         for booking in bookings:
             audit(session, ctx, "request", booking=booking, to_status=status, details={"series_id": series.id})
-        _touch(session, bookings[0], ctx.now)  # one space, one requester: one watermark move each
+        touch_watermarks(session, bookings[0], ctx.now)  # one space, one requester: one watermark move each
         for booking in bookings:
-            _notify(session, booking, "requested" if pending else "confirmed", ctx)
+            notify(session, booking, "requested" if pending else "confirmed", ctx)
     return series
 
 
@@ -463,7 +461,7 @@ def approve_series(session: Session, ctx: Context, series_id: int) -> SeriesDeci
                 decision.left_pending.append((booking, refusal))
                 continue
             decision.decided.append(
-                _transition(
+                transition(
                     session,
                     ctx,
                     booking,
@@ -485,7 +483,7 @@ def reject_series(session: Session, ctx: Context, series_id: int, reason: str) -
     with write_transaction(session):
         series, _ = _series_for_update(session, series_id)
         return [
-            _transition(
+            transition(
                 session,
                 ctx,
                 booking,
@@ -499,13 +497,6 @@ def reject_series(session: Session, ctx: Context, series_id: int, reason: str) -
 
 
 # -- cancelling and moving ----------------------------------------------------------------
-
-
-def _load(session: Session, booking_id: int) -> Booking:
-    booking = session.get(Booking, booking_id, populate_existing=True)
-    if booking is None:
-        raise LookupError(booking_id)
-    return booking
 
 
 def cancel_occurrences(
@@ -530,7 +521,7 @@ def cancel_occurrences(
         raise NotPermitted("anonymous users cannot cancel")
     reason = reason.strip() if reason and reason.strip() else None
     with write_transaction(session):
-        booking = _load(session, booking_id)
+        booking = load_booking(session, booking_id)
         lock_space(session, booking.space_id)
         own = booking.requester_id == ctx.actor_id
         if not ctx.actor_is_staff and not own:
@@ -554,7 +545,7 @@ def cancel_occurrences(
             stmt = stmt.order_by(Booking.start_at, Booking.id).execution_options(populate_existing=True)
             targets = list(session.scalars(stmt))
         return [
-            _transition(
+            transition(
                 session,
                 ctx,
                 target,
@@ -591,7 +582,7 @@ def move_occurrence(
     except NaiveDatetimeError as exc:
         raise BookingRefused(NaiveTime()) from exc
     with write_transaction(session):
-        booking = _load(session, booking_id)
+        booking = load_booking(session, booking_id)
         space = lock_space(session, booking.space_id)
         if not ctx.actor_is_staff:
             if booking.requester_id != ctx.actor_id:
@@ -639,7 +630,7 @@ def move_occurrence(
                 .execution_options(synchronize_session=False)
             )
         except IntegrityError as exc:
-            if not _is_exclusion_violation(exc):
+            if not is_exclusion_violation(exc):
                 raise
             raise BookingRefused(Conflict(blocking=(), left=0)) from exc
         if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -662,10 +653,10 @@ def move_occurrence(
             reason=reason.strip() if reason and reason.strip() else None,
             details=details,
         )
-        _touch(session, booking, ctx.now)
+        touch_watermarks(session, booking, ctx.now)
         # the mail listener knows no "moved" yet: an updated invitation (same UID, higher
         # SEQUENCE) is what a "confirmed" mail sends, and a new request is what staff review
-        _notify(session, booking, "requested" if pending else "confirmed", ctx, reason)
+        notify(session, booking, "requested" if pending else "confirmed", ctx, reason)
         return booking
 
 

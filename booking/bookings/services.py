@@ -184,7 +184,7 @@ def audit(
     )
 
 
-def _touch(session: Session, booking: Booking, now: datetime) -> None:
+def touch_watermarks(session: Session, booking: Booking, now: datetime) -> None:
     """Move the feed watermarks of the space and the requester forward."""
     session.execute(
         update(Space).where(Space.id == booking.space_id).values(changed_at=now),
@@ -196,12 +196,12 @@ def _touch(session: Session, booking: Booking, now: datetime) -> None:
     )
 
 
-def _notify(session: Session, booking: Booking, kind: str, ctx: Context, reason: str | None = None) -> None:
+def notify(session: Session, booking: Booking, kind: str, ctx: Context, reason: str | None = None) -> None:
     for listener in listeners:
         listener(session, booking, kind, ctx.actor, reason)
 
 
-def _is_exclusion_violation(exc: IntegrityError) -> bool:
+def is_exclusion_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23P01"
 
 
@@ -286,7 +286,7 @@ def request_booking(
         try:
             session.flush()
         except IntegrityError as exc:
-            if not _is_exclusion_violation(exc):
+            if not is_exclusion_violation(exc):
                 raise
             raise BookingRefused(Conflict(blocking=(), left=0)) from exc
         audit(
@@ -298,19 +298,19 @@ def request_booking(
             reason=booking.override_reason,
             details={"override": overridden.code} if overridden is not None else None,
         )
-        _touch(session, booking, ctx.now)
-        _notify(session, booking, "requested" if needs_approval else "confirmed", ctx)
+        touch_watermarks(session, booking, ctx.now)
+        notify(session, booking, "requested" if needs_approval else "confirmed", ctx)
     return booking
 
 
-def _load(session: Session, booking_id: int) -> Booking:
+def load_booking(session: Session, booking_id: int) -> Booking:
     booking = session.get(Booking, booking_id, populate_existing=True)
     if booking is None:
         raise LookupError(booking_id)
     return booking
 
 
-def _transition(
+def transition(
     session: Session,
     ctx: Context,
     booking: Booking,
@@ -344,8 +344,8 @@ def _transition(
         raise AlreadyDecided(booking)
     session.refresh(booking)
     audit(session, ctx, action, booking=booking, from_status=before, to_status=to_status, reason=reason)
-    _touch(session, booking, ctx.now)
-    _notify(session, booking, action, ctx, reason)
+    touch_watermarks(session, booking, ctx.now)
+    notify(session, booking, action, ctx, reason)
     return booking
 
 
@@ -354,7 +354,7 @@ def approve(session: Session, ctx: Context, booking_id: int) -> Booking:
     if not ctx.actor_is_staff:
         raise NotPermitted("only staff approve requests")
     with write_transaction(session):
-        booking = _load(session, booking_id)
+        booking = load_booking(session, booking_id)
         space = lock_space(session, booking.space_id)
         if booking.status != Status.PENDING.value:
             raise AlreadyDecided(booking)
@@ -366,7 +366,7 @@ def approve(session: Session, ctx: Context, booking_id: int) -> Booking:
         conflict = capacity_refusal(space.rules(), request, holds_in(session, space.id, interval, exclude=booking.id))
         if conflict is not None:
             raise BookingRefused(conflict)
-        return _transition(
+        return transition(
             session,
             ctx,
             booking,
@@ -383,9 +383,9 @@ def reject(session: Session, ctx: Context, booking_id: int, reason: str) -> Book
     if not reason or not reason.strip():
         raise ReasonRequired("a rejection needs a reason")
     with write_transaction(session):
-        booking = _load(session, booking_id)
+        booking = load_booking(session, booking_id)
         lock_space(session, booking.space_id)
-        return _transition(
+        return transition(
             session,
             ctx,
             booking,
@@ -401,7 +401,7 @@ def cancel(session: Session, ctx: Context, booking_id: int, reason: str | None =
     if ctx.actor_id is None:
         raise NotPermitted("anonymous users cannot cancel")
     with write_transaction(session):
-        booking = _load(session, booking_id)
+        booking = load_booking(session, booking_id)
         lock_space(session, booking.space_id)
         own = booking.requester_id == ctx.actor_id
         if not ctx.actor_is_staff:
@@ -413,7 +413,7 @@ def cancel(session: Session, ctx: Context, booking_id: int, reason: str | None =
             raise ReasonRequired("staff cancelling someone's booking give a reason")
         if not booking.holding:
             raise AlreadyDecided(booking)
-        return _transition(
+        return transition(
             session,
             ctx,
             booking,
@@ -433,7 +433,7 @@ def expire_pending(session: Session, ctx: Context) -> int:
         for space_id in sorted({booking.space_id for booking in stale}):
             lock_space(session, space_id)
         for booking in stale:
-            _transition(
+            transition(
                 session,
                 ctx,
                 booking,
@@ -537,7 +537,7 @@ def close(
             },
         )
         for booking in in_the_way:
-            _transition(
+            transition(
                 session,
                 ctx,
                 booking,
