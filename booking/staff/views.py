@@ -27,7 +27,7 @@ from booking.db import utcnow
 from booking.domain.intervals import Interval, local_at, local_midnight
 from booking.domain.rules import parse_hhmm
 from booking.extensions import db
-from booking.spaces.models import Closure, Location, Space
+from booking.spaces.models import RULE_COLUMNS, Closure, Location, Space
 from booking.staff import charts, reports
 from booking.staff import services as staff_services
 from booking.staff.forms import (
@@ -409,22 +409,8 @@ def spaces() -> str:
     return render_template("staff/spaces.html", spaces=found, locale=_locale())
 
 
-RULE_FIELDS = (
-    "bookable",
-    "capacity",
-    "people_capacity",
-    "time_mode",
-    "grid_minutes",
-    "min_duration_minutes",
-    "max_duration_minutes",
-    "min_notice_minutes",
-    "max_advance_days",
-    "max_units_per_booking",
-    "max_future_bookings",
-    "approval",
-    "approval_over_minutes",
-    "titles_public",
-)
+# every rule but the two edited as text (opening hours per weekday, fixed slots)
+RULE_FIELDS = tuple(column for column in RULE_COLUMNS if column not in ("fixed_slots", "opening_hours"))
 
 
 @bp.route("/spaces/<slug>", methods=["GET", "POST"])
