@@ -38,6 +38,16 @@ def pytest_report_header() -> str:
     return f"database: {TEST_DATABASE_URL or 'SQLite (a fresh file per test)'}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of several processes against one server run in the PostgreSQL pass only."""
+    if TEST_DATABASE_URL.startswith("postgresql"):
+        return
+    elsewhere = [item for item in items if item.get_closest_marker("postgresql_only")]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
+
+
 @pytest.fixture(scope="session")
 def postgres_schema() -> Iterator[str | None]:
     """Build the PostgreSQL schema once per run; a missing server fails loudly, never skips."""

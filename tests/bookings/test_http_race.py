@@ -1,6 +1,7 @@
 """The last seat over real HTTP: gunicorn with four workers, 32 members pressing "book" at once.
 
-Only on PostgreSQL (several worker processes against one server); on SQLite it is skipped.
+Only on PostgreSQL (several worker processes against one server): in the SQLite run it is
+deselected, and the PostgreSQL run of the same suite runs it.
 Everything is real: logins, CSRF tokens, the form, the service's lock.
 """
 
@@ -28,13 +29,7 @@ from booking.extensions import db
 from tests.conftest import PASSWORD, TEST_DATABASE_URL
 from tests.spaces.helpers import at, today
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not TEST_DATABASE_URL.startswith("postgresql"),
-        reason="needs TEST_DATABASE_URL on PostgreSQL: gunicorn workers share one database server",
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.postgresql_only]
 
 ROOT = Path(__file__).resolve().parents[2]
 RACERS = 32

@@ -8,6 +8,7 @@ mornings the member flows use.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from booking.bookings import series as series_service
 from booking.bookings import services
 from booking.domain.recurrence import Frequency, Recurrence
 from booking.extensions import db
-from booking.spaces.models import Space
+from booking.spaces.models import RULE_COLUMNS, Space
 from tests.browser.conftest import DESKTOP, axe_violations, log_in, next_weekday, shot, unique_email
 
 MONDAY, FRIDAY, SATURDAY, SUNDAY = 0, 4, 5, 6
@@ -49,10 +50,23 @@ def request(server: Any, member: User, slug: str, start: datetime, end: datetime
         return made.id
 
 
+def fresh_meeting_room(name: str) -> Space:
+    """A room with the meeting room's rules that no other browser test books (they share one server)."""
+    model = db.session.scalar(select(Space).where(Space.slug == "meeting-room"))
+    fields = {column: getattr(model, column) for column in RULE_COLUMNS}
+    space = Space(
+        location_id=model.location_id, slug=f"room-{uuid.uuid4().hex[:8]}", name_zh=name, name_en=name, **fields
+    )
+    space.max_future_bookings = None
+    db.session.add(space)
+    db.session.commit()
+    return space
+
+
 def request_series(server: Any, member: User, first_start: datetime, first_end: datetime, title: str) -> int:
-    """Four weekday meeting-room bookings over three hours: each needs approval."""
+    """Four weekday bookings over three hours in a room of their own: each needs approval."""
     with server.app.app_context():
-        space = db.session.scalar(select(Space).where(Space.slug == "meeting-room"))
+        space = fresh_meeting_room("第二会议室")
         ctx = services.context(member)
         fields = {
             "space_id": space.id,
