@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -167,8 +167,9 @@ def audit(
     reason: str | None = None,
     details: dict[str, object] | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
+    # a plain INSERT: audit rows are append-only and never needed as objects in the session
+    session.execute(
+        insert(AuditEvent).values(
             at=ctx.now,
             actor_id=ctx.actor_id,
             action=action,
