@@ -20,9 +20,6 @@ Only loopback addresses are used; every server is killed in `finally`.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import argparse
 import os
 import re
@@ -30,12 +27,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
