@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel import dates as babel_dates
@@ -47,14 +48,26 @@ def format_day(value: date | datetime, fmt: str = "full") -> str:
     """'2026年12月1日星期二' / 'Tuesday, December 1, 2026' (or 'medium')."""
     if isinstance(value, datetime):
         value = local(value).date()
-    return babel_dates.format_date(value, format=fmt, locale=_locale())
+    return _date_label(value, fmt, _locale())
+
+
+# Labels of a date are pure functions of (date, pattern, locale); a week page asks for the same
+# few days hundreds of times (one cell title each), so Babel formats each once per process.
+@lru_cache(maxsize=4096)
+def _date_label(value: date, fmt: str, locale: str) -> str:
+    return babel_dates.format_date(value, format=fmt, locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _skeleton_label(skeleton: str, value: date, locale: str) -> str:
+    return babel_dates.format_skeleton(skeleton, value, locale=locale)
 
 
 def format_short_day(value: date | datetime) -> str:
     """'12月1日周二' / 'Tue, Dec 1': for grid headers and lists."""
     if isinstance(value, datetime):
         value = local(value).date()
-    return babel_dates.format_skeleton("MMMEd", value, locale=_locale())
+    return _skeleton_label("MMMEd", value, _locale())
 
 
 def format_clock(value: datetime) -> str:
@@ -72,7 +85,7 @@ def format_span(start: datetime, end: datetime, *, whole_days: bool = False, tz:
         if first == last:
             return format_day(first, "medium")
         return babel_dates.format_interval(first, last, "yMMMd", locale=_locale())
-    day = babel_dates.format_skeleton("yMMMEd", start_l.date(), locale=_locale())
+    day = _skeleton_label("yMMMEd", start_l.date(), _locale())
     if start_l.date() == end_l.date():
         return f"{day} {start_l:%H:%M}–{end_l:%H:%M}"
     if end_l == datetime.combine(start_l.date() + timedelta(days=1), datetime.min.time(), tzinfo=zone):

@@ -7,11 +7,18 @@ booking.domain; this module only loads rows and shapes them for templates.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from urllib.parse import urlencode
 
+from flask import url_for
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -22,6 +29,7 @@ from booking.domain.capacity import Hold
 from booking.domain.check import ClosureSpan
 from booking.domain.intervals import Interval, local_midnight
 from booking.domain.rules import MAX_SPAN, SpaceRules, TimeMode
+from booking.i18n import format_clock, format_span
 from booking.spaces.models import Closure, Location, Space
 
 BOOKABLE = (CellState.FREE, CellState.PARTLY)
@@ -65,18 +73,98 @@ class SlotRow:
     cells: tuple[Cell | None, ...]
 
 
+@dataclass(frozen=True)
+class CellDisplay:
+    """Everything the page prints for one cell, worked out once in Python (the grid and the phone
+    list both show it; a Jinja macro per cell and per view cost ~95% of the page's time)."""
+
+    css: str  # class="…" of the <td>/<li>
+    body: Markup  # the cell's markup (escaped here), without the time label
+    labelled: Markup  # the same with the phone list's "09:00–10:00" label in front
+    past: bool
+
+
+@dataclass(frozen=True)
+class DisplayRow:
+    label: str
+    cells: tuple[CellDisplay | None, ...]
+
+
+@dataclass(frozen=True)
+class DisplayDay:
+    day: Day
+    cells: tuple[CellDisplay, ...]
+    passed: int  # cells already over (the phone list says how many instead of listing them)
+
+
 @dataclass
 class WeekView:
+    """The window's rows as loaded; the grid itself is worked out on first use (a cached page skips it)."""
+
     space: Space
     rules: SpaceRules
-    days: list[Day]
+    dates: list[date]
     anchor: date
     today: date
     closures: list[ClosureSpan]
     now: datetime
     window: Interval
-    own_bookings: dict[Interval, int] = field(default_factory=dict)  # cell → the viewer's booking id
-    rows: list[SlotRow] = field(default_factory=list)
+    holds: Sequence[Hold]
+    viewer_id: int | None
+
+    @cached_property
+    def days(self) -> list[Day]:
+        return availability(
+            self.rules, self.dates, now=self.now, holds=self.holds, closures=self.closures, viewer_id=self.viewer_id
+        )
+
+    @cached_property
+    def own_bookings(self) -> dict[Interval, int]:  # cell → the viewer's booking id
+        return {} if self.viewer_id is None else _own_bookings(self.days, self.holds, self.viewer_id)
+
+    @cached_property
+    def rows(self) -> list[SlotRow]:
+        return [] if self.month else _rows(self.days, self.rules)
+
+    def grid_key(self, locale: str) -> str:
+        """What the grid's markup depends on, as read from the database by this request.
+
+        The holds and closures are this request's query results (not an in-process memory of
+        them), the rules and slug are the space row as loaded now, so an entry made by any
+        worker at any time is only found again while all of them are unchanged. `changed_at`
+        is redundant with the holds but cheap. Time is handled by `grid_valid_until`.
+        """
+        space = self.space
+        holds = ";".join(
+            f"{h.booking_id},{h.interval.start.timestamp()},{h.interval.end.timestamp()},{h.units},{h.requester_id}"
+            for h in sorted(self.holds, key=lambda h: h.booking_id)
+        )
+        closures = ";".join(
+            f"{c.closure_id},{c.interval.start.timestamp()},{c.interval.end.timestamp()},{c.reason}"
+            for c in self.closures
+        )
+        rules = json.dumps(space.rule_snapshot(), sort_keys=True, default=str)
+        read = "\n".join((holds, closures, rules, space.slug, str(self.rules.tz)))
+        digest = hashlib.sha256(read.encode()).hexdigest()
+        changed = space.changed_at.isoformat() if space.changed_at else ""
+        return "|".join(
+            str(part) for part in ("week", space.id, self.anchor.isoformat(), locale, self.viewer_id, changed, digest)
+        )
+
+    def grid_valid_until(self) -> datetime:
+        """The first instant at or after `now` at which some cell may show differently.
+
+        A cell's state only flips when the clock reaches its start less the maximum advance,
+        its start less the minimum notice, its start (under way), or its end (past); the page
+        also marks today. Between `now` and that instant the grid reads the same.
+        """
+        rules = self.rules
+        edges = [local_midnight(self.today + timedelta(days=1), rules.tz)]
+        for day in self.days:
+            for cell in day.cells:
+                start = cell.interval.start
+                edges += (start - rules.max_advance, start - rules.min_notice, start, cell.interval.end)
+        return min(edge for edge in edges if edge >= self.now)
 
     @property
     def month(self) -> bool:
@@ -103,6 +191,20 @@ class WeekView:
     def own_booking(self, cell: Cell) -> int | None:
         return self.own_bookings.get(cell.interval)
 
+    def state_key(self, cell: Cell) -> str:
+        """Which state word a cell shows: the first that applies, yours before closed before past…"""
+        if self.own_booking(cell):
+            return "yours"
+        if cell.state in (CellState.CLOSED, CellState.PAST, CellState.FULL):
+            return cell.state.value
+        if self.started(cell):
+            return "started"
+        if self.too_soon(cell):
+            return "too_soon"
+        if not self.is_bookable(cell):
+            return "not_yet"
+        return "free" if self.space.exclusive else "left"
+
     def in_month(self, day: date) -> bool:
         return day.month == self.anchor.month
 
@@ -114,6 +216,104 @@ class WeekView:
         return next((d.day for d in self.days if d.open), self.days[0].day)
 
 
+# -- what the week page prints: plain strings, so the template only loops ---------------------
+
+
+def _state_words() -> dict[str, str]:
+    """The state words in the reader's language, looked up once per page (not once per cell)."""
+    return {
+        "yours": _("Yours"),
+        "closed": _("Closed"),
+        "past": _("Past"),
+        "full": _("Full"),
+        "started": _("Under way"),
+        "too_soon": _("Too soon"),
+        "not_yet": _("Not yet open"),
+        "free": _("Free"),
+    }
+
+
+def present(view: WeekView) -> tuple[list[DisplayDay], list[DisplayRow]]:
+    """The page's cells as display data, each cell worked out once for both the grid and the phone list."""
+    space, rules = view.space, view.rules
+    words = _state_words()
+    left_text = _("%(num)d left")  # formatted below with % {"num": …}, as gettext(…, num=…) does
+    book_word = _("Book")
+    notice = None
+    if rules.min_notice:
+        from booking.bookings.forms import format_duration  # the forms import this module's models
+
+        notice = _("needs %(notice)s notice", notice=format_duration(rules.min_notice))
+    book_url = url_for("spaces.book", slug=space.slug)
+    tz = rules.tz
+    whole_days = space.whole_days
+    shown: dict[Interval, CellDisplay] = {}
+
+    def display(cell: Cell) -> CellDisplay:
+        start, end = cell.interval.start, cell.interval.end
+        own = view.own_booking(cell)
+        bookable = view.is_bookable(cell)
+        key = view.state_key(cell)
+        state = left_text % {"num": cell.left} if key == "left" else words[key]
+        start_l, end_l = start.astimezone(tz), end.astimezone(tz)
+        if whole_days:
+            params = {"start": start_l.date().isoformat(), "end": (end_l - timedelta(days=1)).date().isoformat()}
+        else:
+            params = {"start": f"{start_l:%Y-%m-%dT%H:%M}", "end": f"{end_l:%Y-%m-%dT%H:%M}"}
+        slot = escape(params["start"])
+        title = f"{format_span(start, end, whole_days=whole_days)}: {state}"
+        if cell.reason:
+            title += f" — {cell.reason}"
+        if notice and view.too_soon(cell):
+            title += f" — {notice}"
+        title = escape(title)
+        css = f"cell cell-{cell.state.value}"
+        if own:
+            css += " cell-own"
+        if cell.state in BOOKABLE and not bookable:
+            css += " cell-unavailable"
+        if own:
+            href = escape(url_for("bookings.detail", booking_id=own))
+            head = f'<a class="cell-link" href="{href}" title="{title}" data-slot="{slot}">'
+            tail = f'<span class="cell-state">{escape(words["yours"])}</span>'
+            if cell.state is CellState.PARTLY:
+                tail += f'<span class="cell-extra">{escape(left_text % {"num": cell.left})}</span>'
+            tail += "</a>"
+        elif bookable:
+            href = escape(f"{book_url}?{urlencode(params, safe=':')}")  # as url_for quotes
+            head = (
+                f'<a class="cell-link" href="{href}" data-slot="{slot}" title="{title}"'
+                f' aria-label="{escape(book_word)}: {title}">'
+            )
+            tail = f'<span class="cell-state">{escape(state)}</span></a>'
+        else:
+            head = f'<span class="cell-static" title="{title}" data-slot="{slot}">'
+            tail = f'<span class="cell-state">{escape(state)}</span>'
+            if cell.reason:
+                tail += f'<span class="cell-reason">{escape(cell.reason)}</span>'
+            tail += "</span>"
+        label = f'<span class="cell-time">{escape(format_clock(start))}–{escape(format_clock(end))}</span>'
+        # every value above went through escape(): the strings are markup, not text
+        body, labelled = Markup(head + tail), Markup(head + label + tail)  # noqa: S704
+        return CellDisplay(css=css, body=body, labelled=labelled, past=cell.state is CellState.PAST)
+
+    def lookup(cell: Cell) -> CellDisplay:
+        found = shown.get(cell.interval)
+        if found is None:
+            found = shown[cell.interval] = display(cell)
+        return found
+
+    days = []
+    for day in view.days:
+        cells = tuple(lookup(cell) for cell in day.cells)
+        days.append(DisplayDay(day=day, cells=cells, passed=sum(c.past for c in cells)))
+    rows = [
+        DisplayRow(label=row.label, cells=tuple(lookup(c) if c is not None else None for c in row.cells))
+        for row in view.rows
+    ]
+    return days, rows
+
+
 def space_week(session: Session, space: Space, anchor: date, *, now: datetime, viewer_id: int | None) -> WeekView:
     rules = space.rules()
     tz = rules.tz
@@ -121,22 +321,18 @@ def space_week(session: Session, space: Space, anchor: date, *, now: datetime, v
     window = Interval(local_midnight(days[0], tz), local_midnight(days[-1] + timedelta(days=1), tz))
     holds = holds_in(session, space.id, window)
     closures = closures_in(session, space, window)
-    grid = availability(rules, days, now=now, holds=holds, closures=closures, viewer_id=viewer_id)
-    view = WeekView(
+    return WeekView(
         space=space,
         rules=rules,
-        days=grid,
+        dates=days,
         anchor=anchor,
         today=now.astimezone(tz).date(),
         closures=sorted(closures, key=lambda c: c.interval.start),
         now=now,
         window=window,
+        holds=holds,
+        viewer_id=viewer_id,
     )
-    if viewer_id is not None:
-        view.own_bookings = _own_bookings(grid, holds, viewer_id)
-    if rules.time_mode is not TimeMode.WHOLE_DAYS:
-        view.rows = _rows(grid, rules)
-    return view
 
 
 def _own_bookings(grid: list[Day], holds: Sequence[Hold], viewer_id: int) -> dict[Interval, int]:

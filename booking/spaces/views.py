@@ -10,6 +10,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -34,10 +35,11 @@ from booking.domain.recurrence import MAX_OCCURRENCES, Cut, CutReason, Recurrenc
 from booking.domain.refusals import Conflict
 from booking.domain.rules import SpaceRules
 from booking.extensions import db
+from booking.feeds.cache import LocalCache
 from booking.i18n import format_short_day
 from booking.spaces.forms import parse_week_date
 from booking.spaces.models import Location, Space
-from booking.spaces.services import WeekView, home_summaries, space_week
+from booking.spaces.services import WeekView, home_summaries, present, space_week
 
 bp = Blueprint("spaces", __name__)
 
@@ -61,7 +63,7 @@ def heading_for(view: WeekView) -> str:
     locale = str(get_locale())
     if view.month:
         return babel_dates.format_skeleton("yMMMM", view.anchor, locale=locale)
-    return babel_dates.format_interval(view.days[0].day, view.days[-1].day, "yMMMd", locale=locale)
+    return babel_dates.format_interval(view.dates[0], view.dates[-1], "yMMMd", locale=locale)
 
 
 def get_space_or_404(slug: str) -> Space:
@@ -91,13 +93,38 @@ def week(slug: str) -> str:
         anchor = today
     viewer = current_user.id if current_user.is_authenticated else None
     view = space_week(db.session, space, anchor, now=now, viewer_id=viewer)
+    heading = heading_for(view)
     return render_template(
         "spaces/week.html",
         space=space,
         view=view,
-        heading=heading_for(view),
+        heading=heading,
+        grid=_week_grid(view, heading) if space.bookable else "",
         approval=approval_notice(space) if space.bookable else None,
     )
+
+
+# The rendered cells of a week, per worker. An entry is only found again under the same
+# database state (see WeekView.grid_key: the holds and closures this request just read) and
+# only served before the first instant a cell could change with the clock, so it is never
+# stale, whatever other workers or hosts have written; the bounds keep memory small.
+_GRID_CACHE = LocalCache(max_entries=512, max_bytes=64 * 1024 * 1024)
+
+
+def _week_grid(view: WeekView, heading: str) -> Markup:
+    key = view.grid_key(str(get_locale()))
+    found = _GRID_CACHE.get(key)
+    if found is not None:
+        made, until = (datetime.fromisoformat(t) for t in found[0].split("/"))
+        if made <= view.now < until:
+            return Markup(found[1].decode())  # noqa: S704 - the template's own autoescaped output
+    shown_days, shown_rows = present(view)
+    html = render_template(
+        "spaces/_cells.html", view=view, heading=heading, shown_days=shown_days, shown_rows=shown_rows
+    )
+    # the entry holds when it was made and until when it reads the same (the "etag" slot)
+    _GRID_CACHE.set(key, f"{view.now.isoformat()}/{view.grid_valid_until().isoformat()}", html.encode())
+    return Markup(html)  # noqa: S704 - the template's own autoescaped output
 
 
 @bp.route("/spaces/<slug>/book", methods=["GET", "POST"])
