@@ -1,21 +1,26 @@
 """Usage for the council: bookings, hours, people, occupancy and cancellations.
 
-The heavy lifting is two GROUP BY queries whatever the range: one over the bookings
-that start in it (counts, people, cancellations), one joining confirmed bookings to
-the open intervals of each day (hours clipped to opening hours, so a whole-day
-exhibition day counts its open hours, not 24). The open intervals come from each
-space's rules, day by day, minus closures; they are sent as a VALUES list, so both
-queries work the same on SQLite and PostgreSQL.
+One grouped scan of the bookings that start in the range (plus the few confirmed ones
+reaching into it from before) gives counts, people, cancellations and booked hours by
+space, member unit and local week, whatever the length of the range. Booked hours need
+no join with opening hours: the rules keep a booking inside them (overrides never lift
+opening hours) and a closure cancels what it covers, so a booking's hours are its
+duration. The bookings that may stick out — whole-day bookings (an exhibition day counts
+its open hours, not 24), and bookings crossing the range's edges or a local week's end —
+come back one by one and are clipped in Python to the open intervals. Open hours come
+from each space's rules, day by day, minus closures.
 
-Rules are not versioned: past weeks are measured against today's opening hours.
+Rules are not versioned: past weeks are measured against today's opening hours. A booking
+made under earlier opening hours counts its full duration.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,23 +28,22 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ARRAY,
-    Column,
     Date,
     DateTime,
-    Integer,
-    MetaData,
     Row,
-    Table,
     and_,
     bindparam,
     case,
-    cast,
     column,
-    delete,
+    false,
     func,
-    insert,
+    literal_column,
+    not_,
+    null,
+    or_,
     select,
     true,
+    union_all,
     values,
 )
 from sqlalchemy.orm import Session
@@ -49,23 +53,11 @@ from booking.auth.models import Organisation
 from booking.bookings.models import Booking, Status
 from booking.db import UTCDateTime
 from booking.domain.intervals import Interval, local_midnight
-from booking.domain.rules import MAX_SPAN
+from booking.domain.rules import MAX_SPAN, TimeMode
 from booking.spaces.models import Closure, Space
 
 MAX_RANGE_DAYS = 400  # a council report covers a year at most; longer ranges are slow to read anyway
 LATE_CANCELLATION = timedelta(hours=24)
-
-# Per connection, never part of the schema: the open intervals of one report.
-_OPEN_INTERVALS = Table(
-    "staff_report_open_interval",
-    MetaData(),
-    Column("space_id", Integer),
-    Column("week", Date),
-    Column("os", UTCDateTime),
-    Column("oe", UTCDateTime),
-    Column("lo", UTCDateTime),  # no booking that starts before this reaches the interval
-    prefixes=["TEMPORARY"],
-)
 
 
 @dataclass
@@ -148,180 +140,137 @@ def open_intervals(
     rows: list[tuple[int, date, Interval]] = []
     for space in spaces:
         rules = space.rules()
-        cuts = [Interval(c.start_at, c.end_at) for c in closures if c.space_id is None or c.space_id == space.id]
+        cuts = sorted(
+            (Interval(c.start_at, c.end_at) for c in closures if c.space_id is None or c.space_id == space.id),
+            key=lambda cut: cut.start,
+        )
+        upcoming, active = iter(cuts), []  # the days go forward: sweep the closures along with them
+        following = next(upcoming, None)
         day = first
         while day <= last:
             monday = day - timedelta(days=day.weekday())
-            for window in rules.opening_on(day):
-                for piece in _subtract(window, cuts):
+            for window in sorted(rules.opening_on(day)):
+                while following is not None and following.start < window.end:
+                    active.append(following)
+                    following = next(upcoming, None)
+                active = [cut for cut in active if cut.end > window.start]
+                for piece in _subtract(window, active) if active else (window,):
                     rows.append((space.id, monday, piece))
             day += timedelta(days=1)
     return rows
 
 
-_CONFIRMED = Booking.status == Status.CONFIRMED.value
-
-
-def _count_columns(dialect: str, b: Any) -> list[ColumnElement[Any]]:
-    """Bookings, people, cancellations and late cancellations, summed; `b` has the booking's columns."""
-    confirmed = b.status == Status.CONFIRMED.value
-    cancelled = b.status == Status.CANCELLED.value
+def _count_columns(dialect: str, b: Any, counted: ColumnElement[bool]) -> list[ColumnElement[Any]]:
+    """Bookings, people, cancellations and late cancellations of the `counted` rows, per booking."""
+    confirmed = and_(counted, b.status == Status.CONFIRMED.value)
+    cancelled = and_(counted, b.status == Status.CANCELLED.value)
     late = and_(
         cancelled,
         _hours_between(dialect, b.decided_at, b.start_at) < LATE_CANCELLATION.total_seconds() / 3600,
     )
     return [
-        func.sum(case((confirmed, 1), else_=0)),
-        func.sum(case((confirmed, b.attendees), else_=0)),
-        func.sum(case((cancelled, 1), else_=0)),
-        func.sum(case((late, 1), else_=0)),
+        case((confirmed, 1), else_=0).label("booked"),
+        case((confirmed, b.attendees), else_=0).label("people"),
+        case((cancelled, 1), else_=0).label("cancelled"),
+        case((late, 1), else_=0).label("late"),
     ]
 
 
-def _counts(
+def _scan(
     session: Session,
     dialect: str,
     tz: ZoneInfo,
     space_ids: Sequence[int],
+    whole_day_ids: Sequence[int],
     weeks: Sequence[tuple[date, datetime, datetime]],
     range_start: datetime,
     range_end: datetime,
 ) -> Sequence[Row[Any]]:
-    """(space, member unit, local Monday of the start, bookings, people, cancellations, late ones)."""
-    in_range = and_(Booking.space_id.in_(space_ids), Booking.start_at >= range_start, Booking.start_at < range_end)
-    if dialect == "postgresql":
-        # one index range scan, then a hash aggregate over the local Monday PostgreSQL computes;
-        # joining to a list of weeks instead made the planner test every booking against every week
-        per_booking = (
-            select(
-                Booking.space_id,
-                Booking.organisation_id,
-                Booking.status,
-                Booking.attendees,
-                Booking.decided_at,
-                Booking.start_at,
-                cast(func.date_trunc("week", func.timezone(tz.key, Booking.start_at)), Date).label("week"),
-            )
-            .where(in_range)
-            .subquery("counted")
-        )
-        c = per_booking.c
-        return session.execute(
-            select(c.space_id, c.organisation_id, c.week, *_count_columns(dialect, c)).group_by(
-                c.space_id, c.organisation_id, c.week
-            )
-        ).all()
-    # SQLite knows no time zones: the local weeks go in as UTC windows
-    week_values = (
-        values(column("week", Date), column("ws", UTCDateTime), column("we", UTCDateTime), name="report_week")
-        .data(list(weeks))
-        .cte()
-    )  # a CTE: SQLite cannot alias the columns of a VALUES subquery
-    w = week_values.c
-    return session.execute(
-        select(Booking.space_id, Booking.organisation_id, w.week, *_count_columns(dialect, Booking))
-        .join(week_values, and_(Booking.start_at >= w.ws, Booking.start_at < w.we))
-        .where(Booking.space_id.in_(space_ids))  # the weeks bound the start: one range scan each
-        .group_by(Booking.space_id, Booking.organisation_id, w.week)
-    ).all()
+    """One scan of the bookings that start in the range (or reach into it from before), grouped twice.
 
-
-def _hours(
-    session: Session,
-    dialect: str,
-    space_ids: Sequence[int],
-    calendar: Sequence[tuple[int, date, Interval]],
-    range_start: datetime,
-    range_end: datetime,
-) -> list[tuple[int, int | None, date, float, float]]:
-    """(space, member unit, week, hours, unit-hours) of confirmed time inside the open intervals."""
-    # the longest confirmed booking of each space bounds each probe below far tighter than
-    # MAX_SPAN: a meeting room's open interval looks back hours, not fifteen days
-    longest = dict(
-        session.execute(
-            select(Booking.space_id, func.max(_hours_between(dialect, Booking.start_at, Booking.end_at)))
-            .where(
-                _CONFIRMED,
-                Booking.space_id.in_(space_ids),
-                Booking.start_at >= range_start - MAX_SPAN,
-                Booking.start_at < range_end,
-            )
-            .group_by(Booking.space_id)
-        ).all()
-    )
-    probes = [
-        (space, week, w.start, w.end, w.start - timedelta(hours=float(longest[space]) + 1))
-        for space, week, w in calendar
-        if space in longest  # a space with no confirmed booking has no hours to find
-    ]
-    if not probes:
-        return []
+    Rows: (by space?, space, member unit, local Monday of the start, booking id or None, bookings,
+    people, cancellations, late ones, hours, unit-hours, start, end, units), grouped once by
+    (space, week) and once by member unit. The rules keep a confirmed booking inside opening
+    hours and closures cancel what they cover, so a booking's hours are its duration, summed in
+    SQL. Only the few confirmed bookings that may stick out of opening hours come back one by
+    one (booking id set) for `usage` to clip: whole-day bookings, and bookings that cross the
+    start or end of the range or the end of their local week.
+    """
+    starts_in_range = Booking.start_at >= range_start
     if dialect == "postgresql":
-        # the intervals as five arrays, unnested in FROM: one statement, whatever their number;
-        # LATERAL makes every interval one short range scan of ix_booking_space_start
-        columns = list(zip(*probes, strict=True))
-        types = (Integer, Date, DateTime(timezone=True), DateTime(timezone=True), DateTime(timezone=True))
-        names = ("space_id", "week", "os", "oe", "lo")
-        opened = (
-            func.unnest(
-                *(
-                    bindparam(f"open_{name}", list(values_), type_=ARRAY(type_))
-                    for name, values_, type_ in zip(names, columns, types, strict=True)
-                )
-            )
-            .table_valued(*(column(name, type_) for name, type_ in zip(names, types, strict=True)))
-            .render_derived(name="open_interval")
+        # the weeks as a sorted array of UTC bounds: width_bucket finds a booking's week by binary
+        # search, far cheaper per row than converting it to local time (bucket 0: before the range)
+        bounds = bindparam(
+            "week_bounds", [ws for _, ws, _ in weeks] + [range_end], type_=ARRAY(DateTime(timezone=True))
         )
-        o = opened.c
-        held = (
-            select(Booking.organisation_id, Booking.start_at, Booking.end_at, Booking.units)
-            .where(
-                Booking.space_id == o.space_id,
-                _CONFIRMED,
-                Booking.start_at >= o.lo,
-                Booking.start_at < o.oe,
-                Booking.end_at > o.os,
-            )
-            .offset(0)  # a fence: PostgreSQL would otherwise flatten the subquery into a hash join
-            .lateral("held")
-        )
-        h = held.c
-        overlap = _hours_between(dialect, func.greatest(h.start_at, o.os), func.least(h.end_at, o.oe))
-        stmt = (
-            select(o.space_id, h.organisation_id, o.week, func.sum(overlap), func.sum(overlap * h.units))
-            .select_from(opened)
-            .join(held, true())
-            .group_by(o.space_id, h.organisation_id, o.week)
-        )
+        week: ColumnElement[Any] = func.width_bucket(Booking.start_at, bounds)
+        # a booking ending on a week's last instant lies wholly inside it
+        crosses_week = func.width_bucket(Booking.end_at - literal_column("interval '1 microsecond'"), bounds) != week
+        stmt = select(Booking.space_id)
     else:
-        # a temporary table filled with one executemany: compiling thousands of VALUES rows
-        # into the statement costs more than the query itself
-        _OPEN_INTERVALS.create(session.connection(), checkfirst=True)
-        session.execute(delete(_OPEN_INTERVALS))
-        session.execute(
-            insert(_OPEN_INTERVALS), [dict(zip(("space_id", "week", "os", "oe", "lo"), p, strict=True)) for p in probes]
+        # SQLite knows no time zones: the local weeks go in as UTC windows, with one more
+        # (week NULL) for the bookings that start before the range and end inside it
+        rows = [*weeks, (None, range_start - MAX_SPAN, range_start)]
+        week_values = (
+            values(column("week", Date), column("ws", UTCDateTime), column("we", UTCDateTime), name="report_week")
+            .data(rows)
+            .cte()
+        )  # a CTE: SQLite cannot alias the columns of a VALUES subquery
+        w = week_values.c
+        week, crosses_week = w.week, Booking.end_at > w.we
+        stmt = select(Booking.space_id).join(week_values, and_(Booking.start_at >= w.ws, Booking.start_at < w.we))
+    confirmed = Booking.status == Status.CONFIRMED.value
+    sticks_out = or_(
+        Booking.start_at < range_start,
+        Booking.end_at > range_end,
+        crosses_week,
+        Booking.space_id.in_(whole_day_ids) if whole_day_ids else false(),
+    )
+    summed = and_(confirmed, not_(sticks_out))
+    hours = _hours_between(dialect, Booking.start_at, Booking.end_at)
+    per_booking = (
+        stmt.add_columns(
+            Booking.organisation_id,
+            week.label("week"),
+            case((and_(confirmed, sticks_out), Booking.id), else_=None).label("one"),
+            *_count_columns(dialect, Booking, starts_in_range),
+            case((summed, hours), else_=0).label("hours"),
+            case((summed, hours * Booking.units), else_=0).label("unit_hours"),
+            Booking.start_at,
+            Booking.end_at,
+            Booking.units,
         )
-        o = _OPEN_INTERVALS.c
-        overlap = _hours_between(
-            dialect, _later(dialect, Booking.start_at, o.os), _earlier(dialect, Booking.end_at, o.oe)
+        .where(
+            Booking.space_id.in_(space_ids),
+            Booking.start_at >= range_start - MAX_SPAN,
+            Booking.start_at < range_end,
+            or_(starts_in_range, and_(confirmed, Booking.end_at > range_start)),
         )
-        stmt = (
-            select(o.space_id, Booking.organisation_id, o.week, func.sum(overlap), func.sum(overlap * Booking.units))
-            .select_from(_OPEN_INTERVALS)
-            .join(
-                Booking,
-                and_(
-                    Booking.space_id == o.space_id,
-                    _CONFIRMED,
-                    # bounded below by the space's longest booking: a short index range scan per interval
-                    Booking.start_at >= o.lo,
-                    Booking.start_at < o.oe,
-                    Booking.end_at > o.os,
-                ),
-            )
-            .group_by(o.space_id, Booking.organisation_id, o.week)
-        )
-    return [(r[0], r[1], r[2], float(r[3] or 0), float(r[4] or 0)) for r in session.execute(stmt).all()]
+        .cte("per_booking")
+        .prefix_with("MATERIALIZED")  # read the bookings once, group them twice
+    )
+    b = per_booking.c
+
+    def sums(*keys: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+        return [
+            func.sum(b.booked),
+            func.sum(b.people),
+            func.sum(b.cancelled),
+            func.sum(b.late),
+            func.sum(b.hours),
+            func.sum(b.unit_hours),
+            func.min(b.start_at),
+            func.min(b.end_at),
+            func.min(b.units),
+        ]
+
+    by_space_week = select(true().label("by_space"), b.space_id, null(), b.week, b.one, *sums()).group_by(
+        b.space_id, b.week, b.one
+    )
+    by_org = select(false(), func.min(b.space_id), b.organisation_id, null(), b.one, *sums()).group_by(
+        b.organisation_id, b.one
+    )
+    return session.execute(union_all(by_space_week, by_org)).all()
 
 
 def usage(session: Session, *, first: date, last: date, tz: ZoneInfo, space_id: int | None = None) -> Report:
@@ -341,11 +290,10 @@ def usage(session: Session, *, first: date, last: date, tz: ZoneInfo, space_id: 
         weeks.append((monday, start, end))
         monday += timedelta(days=7)
 
-    # 1. counts by (space, member unit, week of the start)
-    counts = _counts(session, dialect, tz, chosen_ids, weeks, range_start, range_end)
-    # 2. hours inside opening hours, by (space, member unit, week the hours fall in)
+    # one grouped scan: counts and hours by (space, member unit, week of the start)
+    whole_day_ids = [s.id for s in chosen if s.rules().time_mode is TimeMode.WHOLE_DAYS]
+    rows = _scan(session, dialect, tz, chosen_ids, whole_day_ids, weeks, range_start, range_end)
     calendar = open_intervals(chosen, first, last, closures)
-    hours_rows = _hours(session, dialect, chosen_ids, calendar, range_start, range_end)
 
     # roll the grouped rows (spaces × units × weeks, not bookings) up three ways
     capacity = {s.id: s.capacity for s in chosen}
@@ -353,21 +301,49 @@ def usage(session: Session, *, first: date, last: date, tz: ZoneInfo, space_id: 
     by_week: dict[date, Figures] = {w: Figures(open_unit_hours=0.0) for w, _, _ in weeks}
     by_org: dict[int | None, Figures] = defaultdict(Figures)
     total = Figures(open_unit_hours=0.0)
+    opening: dict[int, list[tuple[datetime, datetime, date]]] = defaultdict(list)
     for space, week, window in calendar:
         unit_hours = window.duration.total_seconds() / 3600 * capacity[space]
         by_space[space].open_unit_hours += unit_hours  # type: ignore[operator]
         by_week[week].open_unit_hours += unit_hours  # type: ignore[operator]
         total.open_unit_hours += unit_hours  # type: ignore[operator]
-    for space, org, week, n, people, cancels, lates in counts:
-        week = week if isinstance(week, date) else date.fromisoformat(str(week))
+        opening[space].append((window.start, window.end, week))
+    for windows in opening.values():
+        windows.sort()
+    ends = {space: [end for _, end, _ in windows] for space, windows in opening.items()}
+
+    def clipped(space: int, start: datetime, end: datetime) -> Iterator[tuple[date, float]]:
+        """(week, hours) of a booking that may stick out, inside each open interval it meets."""
+        windows = opening.get(space, [])
+        i = bisect_right(ends.get(space, []), start)
+        while i < len(windows) and windows[i][0] < end:
+            open_start, open_end, week = windows[i]
+            overlap = (min(end, open_end) - max(start, open_start)).total_seconds() / 3600
+            if overlap > 0:
+                yield week, overlap
+            i += 1
+
+    week_of_bucket = {n: monday for n, (monday, _, _) in enumerate(weeks, start=1)}  # PostgreSQL numbers them
+    for by_space_week, space, org, week, one, n, people, cancels, lates, hours, unit_hours, start, end, units in rows:
+        if isinstance(week, int):
+            week = week_of_bucket.get(week)
+        elif week is not None and not isinstance(week, date):
+            week = date.fromisoformat(str(week))
         part = Figures(bookings=n or 0, people=people or 0, cancellations=cancels or 0, late_cancellations=lates or 0)
-        for target in (by_space[space], by_week[week], by_org[org], total):
+        pieces = [] if one is None else list(clipped(space, start, end))
+        if one is None:
+            part.hours, part.unit_hours = float(hours or 0), float(unit_hours or 0)
+        if not by_space_week:
+            part.hours += sum(h for _, h in pieces)
+            part.unit_hours += sum(h * units for _, h in pieces)
+            by_org[org].add(part)
+            continue
+        # a booking from before the range has its hours in it, but no week of its own
+        for target in (by_space[space], total, *([by_week[week]] if week in by_week else [])):
             target.add(part)
-    for space, org, week, hours, unit_hours in hours_rows:
-        week = week if isinstance(week, date) else date.fromisoformat(str(week))
-        part = Figures(hours=hours, unit_hours=unit_hours)
-        for target in (by_space[space], by_week[week], by_org[org], total):
-            target.add(part)
+        for piece_week, piece_hours in pieces:
+            for target in (by_space[space], total, by_week[piece_week]):
+                target.add(Figures(hours=piece_hours, unit_hours=piece_hours * units))
 
     org_ids = [org for org in by_org if org is not None]
     orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(org_ids)))}
