@@ -58,6 +58,8 @@ bench: install
 	$(BIN)/python benchmarks/pages.py
 	$(BIN)/python benchmarks/feeds.py
 	$(BIN)/python benchmarks/staff.py
+	$(BIN)/python benchmarks/staff.py --dataset sqlite:///$(CURDIR)/bench-data/engine-1000000-100.sqlite3
+	$(BIN)/python benchmarks/staff.py --dataset postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
 # Extract messages from code and templates, merge them into the catalogs, compile.
 # --ignore-dirs: Babel skips folders starting with "_" by default, which would miss templates/_macros.
