@@ -65,3 +65,18 @@ def test_check_constraints_hold_in_the_database(app, member, space):
     with pytest.raises(Exception, match=r"ends_after_start|CHECK constraint"):
         db.session.commit()
     db.session.rollback()
+
+
+def test_behind_a_proxy_the_forwarded_client_and_scheme_are_used(database_url):
+    from booking import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "PROXY_FIX": True, "TESTING": True})
+    response = app.test_client().get(
+        "/healthz", headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    )
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+    assert (
+        "Strict-Transport-Security"
+        not in plain.test_client().get("/healthz", headers={"X-Forwarded-Proto": "https"}).headers
+    )
