@@ -459,11 +459,17 @@ def space_rules(slug: str) -> str | Response:
 # -- the audit trail ----------------------------------------------------------------------
 
 
+# Filters and reports read dates people could mean; year 1 or 9999 would overflow date arithmetic.
+_EARLIEST_DAY, _LATEST_DAY = date(2000, 1, 1), date(2199, 12, 31)
+
+
 def _parse_day(name: str) -> date | None:
+    """A YYYY-MM-DD query argument, or None when it is absent, malformed or out of any sane range."""
     try:
-        return date.fromisoformat(request.args.get(name, ""))
+        day = date.fromisoformat(request.args.get(name, ""))
     except ValueError:
         return None
+    return day if _EARLIEST_DAY <= day <= _LATEST_DAY else None
 
 
 @bp.get("/audit")

@@ -13,7 +13,7 @@ from booking.auth.models import Organisation
 from booking.bookings import services
 from booking.extensions import db
 from booking.staff import reports
-from tests.conftest import shanghai
+from tests.conftest import PASSWORD, shanghai
 from tests.staff.conftest import TZ, login
 
 DAY = date(2026, 12, 8)  # a Tuesday; the fixed `now` is Monday 30 November 2026, 09:00
@@ -168,3 +168,11 @@ def test_the_number_of_queries_does_not_grow_with_the_range(app, known_day):
             event.remove(db.engine, "before_cursor_execute", record)
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "2026-02-30", "😀"])
+def test_absurd_dates_in_report_and_audit_filters_are_ignored_not_500(client, staff, day):
+    client.post("/auth/login", data={"email": staff.email, "password": PASSWORD})
+    assert client.get(f"/staff/reports?from={day}&to={day}").status_code == 200
+    assert client.get(f"/staff/reports?from={day}&to={day}&format=csv").status_code == 200
+    assert client.get(f"/staff/audit?from={day}&to={day}&booking={day}").status_code == 200
