@@ -22,23 +22,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.load import Load, gunicorn, wrk  # noqa: E402 - the path above must be set first
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 
 
 def build_database(workdir: Path, events: int) -> str:
@@ -90,85 +89,36 @@ def build_database(workdir: Path, events: int) -> str:
         """
     )
     done = subprocess.run(
-        [str(PYTHON), "-c", script], cwd=ROOT, env=_env(workdir), capture_output=True, text=True, check=False
+        [str(PYTHON), "-c", script],
+        cwd=ROOT,
+        env={**os.environ, **_env(workdir, 0)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         sys.exit(done.stderr)
     return done.stdout.strip().splitlines()[-1]
 
 
-def _env(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "DATABASE_URL": f"sqlite:///{workdir / 'feeds.sqlite3'}",
-            "INSTANCE_PATH": str(workdir / "instance"),
-            "SECRET_KEY": "benchmark-only",
-            "RATELIMIT_ENABLED": "0",
-            "REDIS_URL": "",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    return env
+def _env(workdir: Path, cache_entries: int) -> dict[str, str]:
+    return {
+        "DATABASE_URL": f"sqlite:///{workdir / 'feeds.sqlite3'}",
+        "INSTANCE_PATH": str(workdir / "instance"),
+        "SECRET_KEY": "benchmark-only",
+        "RATELIMIT_ENABLED": "0",
+        "REDIS_URL": "",
+        "PYTHONPATH": str(ROOT),
+        "FEED_CACHE_ENTRIES": str(cache_entries),
+    }
 
 
-def write_apps(workdir: Path) -> None:
-    (workdir / "hello_app.py").write_text(
-        'from flask import Flask\napp = Flask(__name__)\n\n@app.get("/")\ndef hello():\n    return "hello"\n'
-    )
+def write_app(workdir: Path) -> None:
     (workdir / "feeds_app.py").write_text(
         "import logging, os\nfrom booking import create_app\n"
         'app = create_app({"FEED_CACHE_ENTRIES": int(os.environ["FEED_CACHE_ENTRIES"])})\n'
         "logging.getLogger().setLevel(logging.WARNING)\n"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def serve(workdir: Path, module: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**_env(workdir), **extra_env}
-    proc = subprocess.Popen(
-        [
-            str(GUNICORN),
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--chdir",
-            str(workdir),
-            "--log-level",
-            "warning",
-            module,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
-        except OSError:
-            time.sleep(0.2)
-    stop(proc)
-    sys.exit(f"gunicorn {module} did not start")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -187,18 +137,8 @@ def check(condition: bool, what: str) -> None:
         sys.exit(f"benchmark set-up failed: {what}")
 
 
-def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> tuple[float, str]:
-    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency", "--timeout", "10s"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    done = subprocess.run([*command, url], capture_output=True, text=True, timeout=duration + 60, check=True)
-    match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    if not match:
-        sys.exit(done.stdout + done.stderr)
-    p50 = re.search(r"^\s*50%\s+(\S+)", done.stdout, re.MULTILINE)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
-    note = f"p50 {p50.group(1) if p50 else '?'}" + (f", {errors.group(1)} non-2xx/3xx" if errors else "")
-    return float(match.group(1)), note
+def describe(load: Load) -> str:
+    return f"p50 {load.p50_ms:.2f}ms" + (f", {load.errors} errors" if load.errors else "")
 
 
 def main() -> None:
@@ -213,42 +153,35 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="feeds-bench-"))
     try:
         token = build_database(workdir, args.events)
-        write_apps(workdir)
+        write_app(workdir)
         path = f"/feeds/{token}.ics"
         results: list[tuple[str, float, float | None, str]] = []
 
-        proc, port = serve(workdir, "hello_app:app", {})
-        try:
-            status, _, body = get(f"http://127.0.0.1:{port}/")
-            check(status == 200 and body == b"hello", "hello app answers")
-            rps, note = wrk(f"http://127.0.0.1:{port}/", args.duration, args.connections, {})
-            results.append(("hello (bare Flask)", rps, None, note))
-        finally:
-            stop(proc)
+        with gunicorn("benchmarks.hello:app", cwd=ROOT) as base:
+            check(get(base + "/")[2] == b"hello", "hello app answers")
+            hello_load = wrk(base + "/", seconds=args.duration, connections=args.connections)
+            results.append(("hello (bare Flask)", hello_load.requests_per_second, None, describe(hello_load)))
         hello = results[0][1]
 
-        proc, port = serve(workdir, "feeds_app:app", {"FEED_CACHE_ENTRIES": "0"})
-        try:
-            status, _, body = get(f"http://127.0.0.1:{port}{path}")
+        with gunicorn("feeds_app:app", env=_env(workdir, 0), cwd=workdir) as base:
+            status, _, body = get(base + path)
             count = body.count(b"BEGIN:VEVENT")
             check(status == 200 and count == args.events, f"cold feed: {status}, {count} events")
-            rps, note = wrk(f"http://127.0.0.1:{port}{path}", args.duration, args.connections, {})
-            results.append((f"cold render ({count} events, {len(body) // 1024} KiB)", rps, rps * count, note))
-        finally:
-            stop(proc)
+            cold = wrk(base + path, seconds=args.duration, connections=args.connections)
+            rps = cold.requests_per_second
+            results.append((f"cold render ({count} events, {len(body) // 1024} KiB)", rps, rps * count, describe(cold)))
 
-        proc, port = serve(workdir, "feeds_app:app", {"FEED_CACHE_ENTRIES": "256"})
-        try:
-            status, headers, body = get(f"http://127.0.0.1:{port}{path}")
+        with gunicorn("feeds_app:app", env=_env(workdir, 256), cwd=workdir) as base:
+            status, headers, body = get(base + path)
             check(status == 200, f"cached feed: {status}")
             etag = headers["ETag"]
-            check(get(f"http://127.0.0.1:{port}{path}", {"If-None-Match": etag})[0] == 304, "304 on If-None-Match")
-            rps, note = wrk(f"http://127.0.0.1:{port}{path}", args.duration, args.connections, {})
-            results.append(("cached 200", rps, None, note))
-            rps, note = wrk(f"http://127.0.0.1:{port}{path}", args.duration, args.connections, {"If-None-Match": etag})
-            results.append(("304 (If-None-Match)", rps, None, note))
-        finally:
-            stop(proc)
+            check(get(base + path, {"If-None-Match": etag})[0] == 304, "304 on If-None-Match")
+            cached = wrk(base + path, seconds=args.duration, connections=args.connections)
+            results.append(("cached 200", cached.requests_per_second, None, describe(cached)))
+            revalidated = wrk(
+                base + path, seconds=args.duration, connections=args.connections, headers={"If-None-Match": etag}
+            )
+            results.append(("304 (If-None-Match)", revalidated.requests_per_second, None, describe(revalidated)))
 
         print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs · gunicorn -w 2 · SQLite")
         print(f"wrk -t2 -c{args.connections} -d{args.duration}s, 127.0.0.1\n")
