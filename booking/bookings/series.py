@@ -62,6 +62,7 @@ from booking.bookings.services import (
     is_exclusion_violation,
     load_booking,
     lock_space,
+    new_booking,
     notify,
     touch_watermarks,
     transition,
@@ -353,27 +354,20 @@ def request_series(
         session.add(series)
         session.flush()
         pending = current.needs_approval
-        status = Status.PENDING.value if pending else Status.CONFIRMED.value
         bookings = [
-            Booking(
-                space_id=space.id,
+            new_booking(
+                space,
+                occurrence.interval,
                 requester_id=requester_id,
-                created_by_id=creator_id,
                 organisation_id=organisation_id,
-                series_id=series.id,
+                creator_id=creator_id,
                 title=title,
-                attendees=attendees,
                 units=units,
-                start_at=occurrence.interval.start,
-                end_at=occurrence.interval.end,
-                status=status,
-                title_public=title_public and space.titles_public,
-                exclusive=space.exclusive,
-                decided_by_id=None if pending else creator_id,
-                decided_at=None if pending else ctx.now,
-                created_at=ctx.now,
-                updated_at=ctx.now,
-                revision=0,
+                attendees=attendees,
+                title_public=title_public,
+                pending=pending,
+                now=ctx.now,
+                series_id=series.id,
             )
             for occurrence in current.free
         ]
@@ -385,7 +379,7 @@ def request_series(
                 raise
             raise BookingRefused(Conflict(blocking=(), left=0)) from exc
         for booking in bookings:
-            audit(session, ctx, "request", booking=booking, to_status=status, details={"series_id": series.id})
+            audit(session, ctx, "request", booking=booking, to_status=booking.status, details={"series_id": series.id})
         touch_watermarks(session, bookings[0], ctx.now)  # one space, one requester: one watermark move each
         for booking in bookings:
             notify(session, booking, "requested" if pending else "confirmed", ctx)

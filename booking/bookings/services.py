@@ -206,6 +206,45 @@ def is_exclusion_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23P01"
 
 
+def new_booking(
+    space: Space,
+    interval: Interval,
+    *,
+    requester_id: int,
+    organisation_id: int | None,
+    creator_id: int,
+    title: str,
+    units: int,
+    attendees: int,
+    title_public: bool,
+    pending: bool,
+    now: datetime,
+    series_id: int | None = None,
+    override_reason: str | None = None,
+) -> Booking:
+    """The row a checked request becomes: pending for staff to decide, else confirmed at once."""
+    return Booking(
+        space_id=space.id,
+        requester_id=requester_id,
+        created_by_id=creator_id,
+        organisation_id=organisation_id,
+        series_id=series_id,
+        title=title,
+        attendees=attendees,
+        units=units,
+        start_at=interval.start,
+        end_at=interval.end,
+        status=Status.PENDING.value if pending else Status.CONFIRMED.value,
+        title_public=title_public and space.titles_public,
+        exclusive=space.exclusive,
+        override_reason=override_reason,
+        decided_by_id=None if pending else creator_id,
+        decided_at=None if pending else now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def request_booking(
     session: Session,
     ctx: Context,
@@ -263,25 +302,20 @@ def request_booking(
             raise BookingRefused(with_nearest_free(session, space, refusal, request, ctx.now))
         overridden = policy_refusal(rules, request, now=ctx.now, future_bookings=future) if overriding else None
         needs_approval = rules.needs_approval(interval.duration) and not staff_booking
-        booking = Booking(
-            space_id=space.id,
+        booking = new_booking(
+            space,
+            interval,
             requester_id=requester_id,
-            created_by_id=creator_id,
             organisation_id=organisation_id,
-            series_id=series_id,
+            creator_id=creator_id,
             title=title,
-            attendees=attendees,
             units=units,
-            start_at=interval.start,
-            end_at=interval.end,
-            status=Status.PENDING.value if needs_approval else Status.CONFIRMED.value,
-            title_public=title_public and space.titles_public,
-            exclusive=space.exclusive,
+            attendees=attendees,
+            title_public=title_public,
+            pending=needs_approval,
+            now=ctx.now,
+            series_id=series_id,
             override_reason=override_reason.strip() if overridden is not None and override_reason else None,
-            decided_by_id=None if needs_approval else creator_id,
-            decided_at=None if needs_approval else ctx.now,
-            created_at=ctx.now,
-            updated_at=ctx.now,
         )
         session.add(booking)
         try:
