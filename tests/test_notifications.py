@@ -232,9 +232,11 @@ def test_without_mail_server_messages_go_to_the_log(app, space, english, book, l
 
 
 def test_the_listener_is_registered_once_however_many_apps(app, database_url):
-    create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
-    create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    more = [create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url}) for _ in range(2)]
     assert services.listeners.count(notifications.on_booking_change) == 1
+    for other in more:
+        with other.app_context():
+            db.engine.dispose()
 
 
 # -- reminders ------------------------------------------------------------------------------
