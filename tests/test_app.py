@@ -80,3 +80,10 @@ def test_behind_a_proxy_the_forwarded_client_and_scheme_are_used(database_url):
         "Strict-Transport-Security"
         not in plain.test_client().get("/healthz", headers={"X-Forwarded-Proto": "https"}).headers
     )
+
+
+def test_a_nul_character_in_the_url_is_a_clear_400(client):
+    for url in ("/spaces/%00", "/spaces/meeting-room?date=%00", "/feeds/spaces/%00.ics"):
+        response = client.get(url)
+        assert response.status_code == 400, url
+    assert "This request could not be read" in client.get("/spaces/%00").get_data(as_text=True)
