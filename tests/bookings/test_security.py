@@ -8,11 +8,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from booking import create_app
-from booking.bookings import services
 from booking.bookings.models import Booking
 from booking.extensions import db
 from tests.conftest import PASSWORD
-from tests.spaces.helpers import at, login, weekday_ahead
+from tests.spaces.helpers import at, book_as, login, weekday_ahead
 
 
 @pytest.fixture
@@ -20,15 +19,7 @@ def others_booking(space, make_user):
     owner = make_user()
     room = space("meeting-room")
     day = weekday_ahead(3)
-    return services.request_booking(
-        db.session,
-        services.context(owner),
-        space_id=room.id,
-        requester=owner,
-        start=at(day, 9),
-        end=at(day, 10),
-        title="别人的会议",
-    )
+    return book_as(owner, room, at(day, 9), at(day, 10), "别人的会议")
 
 
 @pytest.fixture
@@ -148,15 +139,7 @@ def test_cookies_are_secure_when_configured(app_like, member):
 def test_every_member_page_sends_the_csp(client, member, space):
     room = space("meeting-room")
     day = weekday_ahead(3)
-    booking = services.request_booking(
-        db.session,
-        services.context(member),
-        space_id=room.id,
-        requester=member,
-        start=at(day, 9),
-        end=at(day, 10),
-        title="x",
-    )
+    booking = book_as(member, room, at(day, 9), at(day, 10), "x")
     login(client, member.email)
     pages = [
         "/",

@@ -15,7 +15,7 @@ from booking.domain import refusals
 from booking.domain.intervals import Interval
 from booking.extensions import db
 from booking.spaces.models import Closure, Space
-from tests.spaces.helpers import at, local, login, today, weekday_ahead
+from tests.spaces.helpers import at, book_as, local, login, today, weekday_ahead
 
 
 def only_booking() -> Booking:
@@ -132,15 +132,7 @@ def test_conflict_shows_the_message_and_the_nearest_free_time(client, member, ma
     room = space("meeting-room")
     day = weekday_ahead(3)
     other = make_user()
-    services.request_booking(
-        db.session,
-        services.context(other),
-        space_id=room.id,
-        requester=other,
-        start=at(day, 10),
-        end=at(day, 11),
-        title="x",
-    )
+    book_as(other, room, at(day, 10), at(day, 11), "x")
     login(client, member.email)
     response = client.post(
         "/spaces/meeting-room/book",
@@ -283,15 +275,7 @@ def test_my_bookings_lists_upcoming_and_past_with_reasons(client, member, staff,
 def test_detail_cancel_and_confirmation_page(client, member, space):
     room = space("meeting-room")
     day = weekday_ahead(3)
-    booking = services.request_booking(
-        db.session,
-        services.context(member),
-        space_id=room.id,
-        requester=member,
-        start=at(day, 9),
-        end=at(day, 10),
-        title="取消我",
-    )
+    booking = book_as(member, room, at(day, 9), at(day, 10), "取消我")
     login(client, member.email)
     html = client.get(f"/bookings/{booking.id}").get_data(as_text=True)
     assert "data-confirm=" in html
@@ -310,15 +294,7 @@ def test_detail_cancel_and_confirmation_page(client, member, space):
 def test_ics_is_one_event_with_a_stable_uid(client, member, space):
     room = space("meeting-room")
     day = weekday_ahead(3)
-    booking = services.request_booking(
-        db.session,
-        services.context(member),
-        space_id=room.id,
-        requester=member,
-        start=at(day, 9),
-        end=at(day, 10),
-        title="周会, 带逗号; 🗓️",
-    )
+    booking = book_as(member, room, at(day, 9), at(day, 10), "周会, 带逗号; 🗓️")
     login(client, member.email)
     response = client.get(f"/bookings/{booking.id}.ics")
     assert response.status_code == 200
@@ -334,15 +310,7 @@ def test_ics_is_one_event_with_a_stable_uid(client, member, space):
 def test_ics_of_whole_days_uses_dates_with_exclusive_end(client, member, space):
     room = space("exhibition")
     first = today() + timedelta(days=10)
-    booking = services.request_booking(
-        db.session,
-        services.context(member),
-        space_id=room.id,
-        requester=member,
-        start=at(first, 0),
-        end=at(first + timedelta(days=3), 0),
-        title="展览",
-    )
+    booking = book_as(member, room, at(first, 0), at(first + timedelta(days=3), 0), "展览")
     login(client, member.email)
     body = client.get(f"/bookings/{booking.id}.ics").get_data(as_text=True)
     assert f"DTSTART;VALUE=DATE:{first:%Y%m%d}" in body

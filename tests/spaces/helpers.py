@@ -11,6 +11,11 @@ from zoneinfo import ZoneInfo
 
 from flask.testing import FlaskClient
 
+from booking.auth.models import User
+from booking.bookings import services
+from booking.bookings.models import Booking
+from booking.extensions import db
+from booking.spaces.models import Space
 from tests.conftest import PASSWORD
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -40,3 +45,10 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
 def local(day: date, hour: int, minute: int = 0) -> str:
     """The form's spelling of a local time: 2026-12-01T09:00."""
     return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
+
+
+def book_as(user: User, space: Space, start: datetime, end: datetime, title: str) -> Booking:
+    """A booking the user made themselves, through the service, at the real clock."""
+    return services.request_booking(
+        db.session, services.context(user), space_id=space.id, requester=user, start=start, end=end, title=title
+    )
