@@ -29,17 +29,17 @@ from typing import Any
 from flask import Flask, current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import exists, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, insert, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from booking import mail
-from booking.auth.models import User
+from booking.auth.models import Organisation, User
 from booking.bookings import services
 from booking.bookings.models import AuditEvent, Booking, OutgoingMail, Status
 from booking.db import write_transaction
 from booking.feeds.ical import CalendarMeta, FeedEvent, render_calendar
 from booking.i18n import format_span
+from booking.spaces.models import Space
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +72,56 @@ def queue_booking_mail(
     reason: str | None = None,
     *,
     send_after_commit: bool = True,
-) -> list[OutgoingMail]:
+) -> list[int]:
     """Queue the mail a booking change calls for; call inside the change's transaction.
 
     For closures and series too: cancelling bookings for a closure is `kind="cancelled"`
-    with the closure's reason. A template bug is logged and costs the mail, never the
-    booking; database errors propagate, since the transaction is lost anyway.
+    with the closure's reason. Only the facts are written here, in one INSERT; the
+    sender composes them after the commit (`compose_row`), so templates and the
+    invitation never run under the write lock, and a template bug costs a retried
+    send, never the booking. Returns the outbox ids.
     """
-    try:
-        messages = plan(session, booking, kind, actor)
-        rows = [compose(booking, message, actor, reason) for message in messages]
-    except SQLAlchemyError:
-        raise
-    except Exception:
-        log.exception("could not compose %s mail for booking %s; the booking change stands", kind, booking.id)
+    messages = plan(session, booking, kind, actor)
+    if not messages:
         return []
-    session.add_all(rows)
-    session.flush()
+    facts = booking_facts(booking, actor, reason)
+    rows = [
+        {
+            "booking_id": booking.id,
+            "kind": message.kind,
+            "recipient": message.recipient.email,
+            "ics_method": message.ics_method,
+            "facts": {**facts, "recipient": [message.recipient.display_name, message.recipient.language]},
+        }
+        for message in messages
+    ]
+    table = OutgoingMail.__table__
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    ids = list(session.connection().execute(stmt, rows).scalars())
     if send_after_commit:
-        mail.schedule(session, rows)
-    return rows
+        mail.schedule(session, ids)
+    return ids
+
+
+def booking_facts(booking: Booking, actor: User | None, reason: str | None) -> dict[str, Any]:
+    """What a message about this change says, frozen now: the booking may change again before it is composed."""
+    return {
+        "booking": {
+            "id": booking.id,
+            "space_id": booking.space_id,
+            "requester_id": booking.requester_id,
+            "organisation_id": booking.organisation_id,
+            "title": booking.title,
+            "start_at": booking.start_at.isoformat(),
+            "end_at": booking.end_at.isoformat(),
+            "units": booking.units,
+            "attendees": booking.attendees,
+            "revision": booking.revision,
+            "updated_at": booking.updated_at.isoformat(),
+        },
+        "actor": None if actor is None else [actor.id, actor.display_name, actor.is_staff],
+        "reason": reason,
+    }
 
 
 def plan(session: Session, booking: Booking, kind: str, actor: User | None) -> list[Message]:
@@ -122,37 +152,92 @@ def _was_confirmed(session: Session, booking: Booking) -> bool:
     )
 
 
-def compose(booking: Booking, message: Message, actor: User | None, reason: str | None) -> OutgoingMail:
-    """One OutgoingMail row, every word in the recipient's language."""
-    user = message.recipient
-    with force_locale(user.language):
-        context = _context(booking, user, message.kind, actor, reason)
-        context["has_invitation"] = message.ics_method is not None
-        subject = _subject(message.kind, context)
-        text = _render(f"mail/{message.kind}.txt", subject=subject, **context)
-        html = _render(f"mail/{message.kind}.html", subject=subject, **context)
-        ics = invitation(booking, message.ics_method, user.language) if message.ics_method else None
-    return OutgoingMail(
-        booking_id=booking.id,
-        kind=message.kind,
-        recipient=user.email,
-        subject=subject[:300],
-        body_text=_tidy(text),
-        body_html=html,
-        ics=ics,
-        ics_method=message.ics_method,
+@dataclass(frozen=True)
+class MailBooking:
+    """The booking as the facts recorded it, with its space, requester and member unit as they are now."""
+
+    id: int
+    space: Space
+    requester: User
+    requester_id: int
+    organisation: Organisation | None
+    title: str
+    start_at: datetime
+    end_at: datetime
+    units: int
+    attendees: int
+    revision: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MailActor:
+    id: int
+    display_name: str
+    is_staff: bool
+
+
+@dataclass(frozen=True)
+class Composed:
+    subject: str
+    body_text: str
+    body_html: str
+    ics: str | None
+
+
+def compose_row(session: Session, row: OutgoingMail) -> Composed:
+    """Subject, bodies and invitation of a queued row, every word in the recipient's language."""
+    facts = row.facts or {}
+    b = facts["booking"]
+    space = session.get_one(Space, b["space_id"], options=[joinedload(Space.location)])
+    booking = MailBooking(
+        id=b["id"],
+        space=space,
+        requester=session.get_one(User, b["requester_id"]),
+        requester_id=b["requester_id"],
+        organisation=session.get(Organisation, b["organisation_id"]) if b["organisation_id"] else None,
+        title=b["title"],
+        start_at=datetime.fromisoformat(b["start_at"]),
+        end_at=datetime.fromisoformat(b["end_at"]),
+        units=b["units"],
+        attendees=b["attendees"],
+        revision=b["revision"],
+        updated_at=datetime.fromisoformat(b["updated_at"]),
     )
+    actor = MailActor(*facts["actor"]) if facts.get("actor") else None
+    name, language = facts["recipient"]
+    return compose(booking, row.kind, name, language, actor, facts.get("reason"), row.ics_method)
 
 
-def _context(booking: Booking, user: User, kind: str, actor: User | None, reason: str | None) -> dict[str, Any]:
-    locale = user.language
+def compose(
+    booking: MailBooking,
+    kind: str,
+    recipient_name: str,
+    language: str,
+    actor: MailActor | None,
+    reason: str | None,
+    ics_method: str | None,
+) -> Composed:
+    with force_locale(language):
+        context = _context(booking, recipient_name, language, kind, actor, reason)
+        context["has_invitation"] = ics_method is not None
+        subject = _subject(kind, context)
+        text = _render(f"mail/{kind}.txt", subject=subject, **context)
+        html = _render(f"mail/{kind}.html", subject=subject, **context)
+        ics = invitation(booking, ics_method, language) if ics_method else None
+    return Composed(subject=subject[:300], body_text=_tidy(text), body_html=html, ics=ics)
+
+
+def _context(
+    booking: MailBooking, recipient_name: str, locale: str, kind: str, actor: MailActor | None, reason: str | None
+) -> dict[str, Any]:
     space = booking.space
     location = space.location
     base = current_app.config["PUBLIC_URL"].rstrip("/")
     return {
         "kind": kind,
         "html_lang": "zh-Hans" if locale.startswith("zh") else "en",
-        "recipient_name": user.display_name,
+        "recipient_name": recipient_name,
         "requester_name": booking.requester.display_name,
         "organisation": booking.organisation.name(locale) if booking.organisation else "",
         "title": booking.title,
@@ -169,7 +254,7 @@ def _context(booking: Booking, user: User, kind: str, actor: User | None, reason
     }
 
 
-def _cancel_lead(booking: Booking, actor: User | None) -> str:
+def _cancel_lead(booking: MailBooking, actor: MailActor | None) -> str:
     """Who cancelled: the requester reads "you", anyone else reads a name."""
     if actor is None:
         return _("The station cancelled this booking.")
@@ -180,7 +265,7 @@ def _cancel_lead(booking: Booking, actor: User | None) -> str:
     return _("%(name)s cancelled this booking.", name=actor.display_name)
 
 
-def when(booking: Booking, locale: str) -> str:
+def when(booking: Booking | MailBooking, locale: str) -> str:
     """Station-local time in the reader's format; whole days inclusive ('Dec 1 – 3, 2026')."""
     with force_locale(locale):
         return format_span(
@@ -213,7 +298,7 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
 
 
-def invitation(booking: Booking, method: str, locale: str) -> str:
+def invitation(booking: MailBooking, method: str, locale: str) -> str:
     """The booking as an iTIP REQUEST or CANCEL, with the feeds' UID and SEQUENCE."""
     config = current_app.config
     space = booking.space

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from icalendar import Calendar
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from booking import create_app, mail, notifications
 from booking.bookings import services
@@ -25,6 +25,7 @@ START, END = shanghai(2026, 12, 1, 14), shanghai(2026, 12, 1, 15)
 
 def outbox(**where: Any) -> list[OutgoingMail]:
     db.session.rollback()  # a fresh snapshot: the sender commits on its own connection
+    mail.compose_pending()  # queued as facts; the sender would compose them before sending
     stmt = select(OutgoingMail).order_by(OutgoingMail.id)
     for key, value in where.items():
         stmt = stmt.where(getattr(OutgoingMail, key) == value)
@@ -208,18 +209,38 @@ def logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> p
     return caplog
 
 
-def test_a_broken_template_costs_the_mail_not_the_booking(app, space, english, book, monkeypatch, logs):
+def test_a_broken_template_costs_a_retry_never_the_booking(app, space, english, book, monkeypatch, logs):
+    booking = book(space("meeting-room"), english, START, END, title="Kept")
+
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("template bug")
 
     monkeypatch.setattr(notifications, "compose", broken)
-    with logs.at_level(logging.ERROR, logger="booking.notifications"):
-        booking = book(space("meeting-room"), english, START, END)
-
+    with logs.at_level(logging.ERROR, logger="booking.mail"):
+        assert mail.send_pending(app) == (0, 1)
     db.session.rollback()
     assert db.session.get(Booking, booking.id).status == "confirmed"
-    assert outbox() == []
-    assert "booking change stands" in logs.text
+    (row,) = db.session.scalars(select(OutgoingMail)).all()
+    assert (row.sent_at, row.body_text) == (None, None)
+    assert "RuntimeError: template bug" in (row.last_error or "")
+    assert "could not be composed" in logs.text
+
+    monkeypatch.undo()  # the fixed release sends it, composed from the facts of the change
+    db.session.execute(update(OutgoingMail).values(last_error=None))
+    db.session.commit()
+    assert mail.send_pending(app) == (1, 0)
+    assert one().subject.startswith("Confirmed: Kept")
+
+
+def test_mail_says_what_happened_then_even_if_the_booking_changed_since(app, space, english, book, now):
+    booking = book(space("meeting-room"), english, START, END, title="Before")
+    db.session.execute(update(Booking).where(Booking.id == booking.id).values(title="After", revision=7))
+    db.session.commit()
+
+    row = one(booking_id=booking.id)
+    assert row.subject.startswith("Confirmed: Before")
+    _, event = calendar_of(row)
+    assert (str(event["SUMMARY"]), int(event["SEQUENCE"])) == ("Before", 0)
 
 
 def test_without_mail_server_messages_go_to_the_log(app, space, english, book, logs):

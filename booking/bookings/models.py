@@ -122,6 +122,11 @@ class OutgoingMail(Base):
 
     A dead SMTP server therefore never undoes or blocks a booking change; unsent rows
     are retried by `booking send-pending-mail` (and by `send-reminders`).
+
+    Booking mail is queued as `facts` (the booking as it was at the change, who acted,
+    why, the recipient's name and language) and composed into subject and bodies by the
+    sender, after the commit: templating never runs under the booking's write lock.
+    A row is composed once `body_text` is set.
     """
 
     __tablename__ = "outgoing_mail"
@@ -132,11 +137,12 @@ class OutgoingMail(Base):
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(254))
-    subject: Mapped[str] = mapped_column(String(300))
-    body_text: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text, default="")
     ics: Mapped[str | None] = mapped_column(Text)
     ics_method: Mapped[str | None] = mapped_column(String(16))
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
