@@ -97,7 +97,17 @@ def write_transaction(session: Session | scoped_session[Session]) -> Iterator[Se
     """
     real = session() if isinstance(session, scoped_session) else session
     if real.in_transaction():
-        real.commit()
+        if real.new or real.dirty or real.deleted:
+            real.commit()
+        else:
+            # Only reads to end: keep what they loaded (the current user, say) instead of
+            # expiring it and reading it again inside the lock. What a writer decides on is
+            # read afresh under the lock anyway (populate_existing, Core statements).
+            real.expire_on_commit, expire = False, real.expire_on_commit
+            try:
+                real.commit()
+            finally:
+                real.expire_on_commit = expire
     session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     try:
         yield session

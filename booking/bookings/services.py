@@ -8,17 +8,19 @@ exclusion constraint on exclusive spaces. The acting user is always an argument.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from booking.auth.models import User
 from booking.bookings.models import HOLDING, AuditEvent, Booking, Status
-from booking.db import utcnow, write_transaction
+from booking.db import UTCDateTime, utcnow, write_transaction
 from booking.domain.availability import nearest_free
 from booking.domain.capacity import Hold
 from booking.domain.check import ClosureSpan, Request, capacity_refusal, check_request, closure_refusal, policy_refusal
@@ -91,39 +93,49 @@ def lock_space(session: Session, space_id: int) -> Space:
     return session.execute(stmt, execution_options={"populate_existing": True}).scalar_one()
 
 
+@functools.cache
+def _holds_stmt(*, excluding: bool) -> Any:
+    """Built once per shape: the write path and the week page run it on every request."""
+    b = Booking.__table__.c
+    stmt = select(b.id, b.start_at, b.end_at, b.units, b.requester_id).where(
+        b.space_id == bindparam("space_id"),
+        b.status.in_(HOLDING),
+        # the lower bound keeps the scan to the window: no booking is longer than MAX_SPAN
+        b.start_at >= bindparam("lowest", type_=UTCDateTime),
+        b.start_at < bindparam("end", type_=UTCDateTime),
+        b.end_at > bindparam("start", type_=UTCDateTime),
+    )
+    return stmt.where(b.id != bindparam("exclude")) if excluding else stmt
+
+
 def holds_in(session: Session, space_id: int, window: Interval, *, exclude: int | None = None) -> list[Hold]:
     """Units held in a space over a window, in one bounded index range scan."""
-    stmt = select(Booking.id, Booking.start_at, Booking.end_at, Booking.units, Booking.requester_id).where(
-        Booking.space_id == space_id,
-        Booking.status.in_(HOLDING),
-        # the lower bound keeps the scan to the window: no booking is longer than MAX_SPAN
-        Booking.start_at >= window.start - MAX_SPAN,
-        Booking.start_at < window.end,
-        Booking.end_at > window.start,
-    )
+    params = {"space_id": space_id, "lowest": window.start - MAX_SPAN, "start": window.start, "end": window.end}
     if exclude is not None:
-        stmt = stmt.where(Booking.id != exclude)
+        params["exclude"] = exclude
+    rows = session.connection().execute(_holds_stmt(excluding=exclude is not None), params)
     return [
-        Hold(
-            booking_id=row.id,
-            interval=Interval(row.start_at, row.end_at),
-            units=row.units,
-            requester_id=row.requester_id,
-        )
-        for row in session.execute(stmt)
+        Hold(booking_id=id_, interval=Interval(start, end), units=units, requester_id=requester)
+        for id_, start, end, units, requester in rows
     ]
 
 
-def closures_in(session: Session, space: Space, window: Interval) -> list[ClosureSpan]:
-    stmt = select(Closure).where(
-        Closure.location_id == space.location_id,
-        or_(Closure.space_id.is_(None), Closure.space_id == space.id),
-        Closure.start_at < window.end,
-        Closure.end_at > window.start,
+@functools.cache
+def _closures_stmt() -> Any:
+    c = Closure.__table__.c
+    return select(c.id, c.start_at, c.end_at, c.reason).where(
+        c.location_id == bindparam("location_id"),
+        or_(c.space_id.is_(None), c.space_id == bindparam("space_id")),
+        c.start_at < bindparam("end", type_=UTCDateTime),
+        c.end_at > bindparam("start", type_=UTCDateTime),
     )
+
+
+def closures_in(session: Session, space: Space, window: Interval) -> list[ClosureSpan]:
+    params = {"location_id": space.location_id, "space_id": space.id, "start": window.start, "end": window.end}
     return [
-        ClosureSpan(closure_id=c.id, interval=Interval(c.start_at, c.end_at), reason=c.reason)
-        for c in session.scalars(stmt)
+        ClosureSpan(closure_id=id_, interval=Interval(start, end), reason=reason)
+        for id_, start, end, reason in session.connection().execute(_closures_stmt(), params)
     ]
 
 
@@ -167,34 +179,46 @@ def audit(
     reason: str | None = None,
     details: dict[str, object] | None = None,
 ) -> None:
-    # a plain INSERT: audit rows are append-only and never needed as objects in the session
-    session.execute(
-        insert(AuditEvent).values(
-            at=ctx.now,
-            actor_id=ctx.actor_id,
-            action=action,
-            booking_id=booking.id if booking else None,
-            space_id=space_id if space_id is not None else (booking.space_id if booking else None),
-            subject_user_id=booking.requester_id if booking else None,
-            from_status=from_status,
-            to_status=to_status,
-            reason=reason,
-            ip=ctx.ip,
-            details=details,
-        )
+    # a plain Core INSERT: audit rows are append-only and never needed as objects in the session
+    session.connection().execute(
+        _audit_stmt(),
+        {
+            "at": ctx.now,
+            "actor_id": ctx.actor_id,
+            "action": action,
+            "booking_id": booking.id if booking else None,
+            "space_id": space_id if space_id is not None else (booking.space_id if booking else None),
+            "subject_user_id": booking.requester_id if booking else None,
+            "from_status": from_status,
+            "to_status": to_status,
+            "reason": reason,
+            "ip": ctx.ip,
+            "details": details,
+        },
+    )
+
+
+@functools.cache
+def _audit_stmt() -> Any:
+    return insert(AuditEvent.__table__)
+
+
+@functools.cache
+def _watermark_stmts() -> tuple[Any, Any]:
+    space, user = Space.__table__.c, User.__table__.c
+    now = bindparam("now", type_=UTCDateTime)
+    return (
+        update(Space.__table__).where(space.id == bindparam("space_id")).values(changed_at=now),
+        update(User.__table__).where(user.id == bindparam("user_id")).values(changed_at=now),
     )
 
 
 def touch_watermarks(session: Session, booking: Booking, now: datetime) -> None:
     """Move the feed watermarks of the space and the requester forward."""
-    session.execute(
-        update(Space).where(Space.id == booking.space_id).values(changed_at=now),
-        execution_options={"synchronize_session": False},
-    )
-    session.execute(
-        update(User).where(User.id == booking.requester_id).values(changed_at=now),
-        execution_options={"synchronize_session": False},
-    )
+    conn = session.connection()
+    space_stmt, user_stmt = _watermark_stmts()
+    conn.execute(space_stmt, {"space_id": booking.space_id, "now": now})
+    conn.execute(user_stmt, {"user_id": booking.requester_id, "now": now})
 
 
 def notify(session: Session, booking: Booking, kind: str, ctx: Context, reason: str | None = None) -> None:
@@ -581,7 +605,9 @@ def close(
                 reason=reason,
                 action="cancelled",
             )
-        if not in_the_way:
-            for touched in space_ids:  # feeds show closures as busy: move their watermark too
-                session.execute(update(Space).where(Space.id == touched).values(changed_at=ctx.now))
+        # every space the closure covers shows it (week pages, feeds' busy time): move each
+        # one's watermark, not only those of the bookings it cancelled
+        space_stmt, _ = _watermark_stmts()
+        for touched in space_ids:
+            session.connection().execute(space_stmt, {"space_id": touched, "now": ctx.now})
     return closure, in_the_way

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from booking.domain.capacity import Hold, units_left
-from booking.domain.check import ClosureSpan, Request, check_request, closure_refusal
+from booking.domain.check import ClosureSpan, Request, check_request
 from booking.domain.intervals import Interval, local_dates
-from booking.domain.refusals import Closed
 from booking.domain.rules import SpaceRules, TimeMode
 
 
@@ -55,39 +54,51 @@ def availability(
     `holds` must cover the days (one query for the window, not one per cell); the
     sweep inside each cell only looks at the holds that overlap it.
     """
+    # Compared as POSIX seconds: cells are local times and holds UTC, and comparing aware
+    # datetimes of two zones asks the zone for its offset every time (most of the cost).
     ordered = sorted(holds, key=lambda h: h.interval.start)
+    spans = [(h.interval.start.timestamp(), h.interval.end.timestamp(), h) for h in ordered]
+    shut = [
+        (c.interval.start.timestamp(), c.interval.end.timestamp(), c)
+        for c in sorted(closures, key=lambda c: c.interval.start)
+    ]
+    now_ts = now.timestamp()
+    capacity = rules.capacity
+    whole_days = rules.time_mode is TimeMode.WHOLE_DAYS
     result: list[Day] = []
-    cursor = 0
+    cursor, count = 0, len(spans)
     for day in days:
         cells: list[Cell] = []
+        if whole_days and not rules.is_open_day(day):
+            result.append(Day(day=day, cells=()))
+            continue
         for cell in rules.slots_on(day):
-            if rules.time_mode is TimeMode.WHOLE_DAYS and not rules.is_open_day(day):
-                continue
+            cell_start, cell_end = cell.start.timestamp(), cell.end.timestamp()
             # holds are sorted by start: skip the finished ones at the front for good
-            while cursor < len(ordered) and ordered[cursor].interval.end <= cell.start:
+            while cursor < count and spans[cursor][1] <= cell_start:
                 cursor += 1
             nearby = []
-            for hold in ordered[cursor:]:
-                if hold.interval.start >= cell.end:
-                    break
-                if hold.interval.end > cell.start:
-                    nearby.append(hold)
+            index = cursor
+            while index < count and spans[index][0] < cell_end:
+                if spans[index][1] > cell_start:
+                    nearby.append(spans[index][2])
+                index += 1
             # most cells hold nothing or one booking: no sweep needed for those
             if not nearby:
-                left = rules.capacity
+                left = capacity
             elif len(nearby) == 1:
-                left = max(rules.capacity - nearby[0].units, 0)
+                left = max(capacity - nearby[0].units, 0)
             else:
-                left = units_left(rules.capacity, nearby, cell)
+                left = units_left(capacity, nearby, cell)
             own = viewer_id is not None and any(h.requester_id == viewer_id for h in nearby)
-            closed = closure_refusal(cell, closures)
-            if isinstance(closed, Closed):
-                state, reason = CellState.CLOSED, closed.reason
-            elif cell.end <= now:
+            closure = next((c for a, b, c in shut if a < cell_end and cell_start < b), None)
+            if closure is not None:
+                state, reason = CellState.CLOSED, closure.reason
+            elif cell_end <= now_ts:
                 state, reason = CellState.PAST, None
             elif left == 0:
                 state, reason = CellState.FULL, None
-            elif left < rules.capacity:
+            elif left < capacity:
                 state, reason = CellState.PARTLY, None
             else:
                 state, reason = CellState.FREE, None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 from booking.domain.intervals import Interval
 
@@ -25,14 +24,18 @@ class Hold:
 
 def peak_units(holds: Iterable[Hold], within: Interval) -> int:
     """The most units held at any instant inside `within`."""
-    events: list[tuple[datetime, int]] = []
+    # POSIX seconds: the holds are UTC and `within` is often local time; comparing aware
+    # datetimes of two zones asks the zone for its offset on every comparison
+    low, high = within.start.timestamp(), within.end.timestamp()
+    events: list[tuple[float, int]] = []
     for hold in holds:
-        if not hold.interval.overlaps(within):
+        start, end = hold.interval.start.timestamp(), hold.interval.end.timestamp()
+        if start >= high or end <= low:
             continue
-        events.append((max(hold.interval.start, within.start), hold.units))
-        events.append((min(hold.interval.end, within.end), -hold.units))
+        events.append((max(start, low), hold.units))
+        events.append((min(end, high), -hold.units))
     # at equal instants releases (-) sort before takes (+): touching bookings coexist
-    events.sort(key=lambda point: (point[0], point[1]))
+    events.sort()
     held = peak = 0
     for _, delta in events:
         held += delta

@@ -13,6 +13,8 @@ class NaiveDatetimeError(ValueError):
 
 
 def require_aware(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # what the database hands back: no need to ask the zone
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise NaiveDatetimeError(f"naive datetime {value.isoformat()}")
     return value
