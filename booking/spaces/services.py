@@ -7,8 +7,6 @@ booking.domain; this module only loads rows and shapes them for templates.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,7 +97,7 @@ class DisplayDay:
 
 @dataclass
 class WeekView:
-    """The window's rows as loaded; the grid itself is worked out on first use (a cached page skips it)."""
+    """The window's rows, loaded on first use: a page whose grid is cached reads no holds at all."""
 
     space: Space
     rules: SpaceRules
@@ -109,8 +107,12 @@ class WeekView:
     closures: list[ClosureSpan]
     now: datetime
     window: Interval
-    holds: Sequence[Hold]
+    session: Session
     viewer_id: int | None
+
+    @cached_property
+    def holds(self) -> Sequence[Hold]:
+        return holds_in(self.session, self.space.id, self.window)
 
     @cached_property
     def days(self) -> list[Day]:
@@ -127,28 +129,17 @@ class WeekView:
         return [] if self.month else _rows(self.days, self.rules)
 
     def grid_key(self, locale: str) -> str:
-        """What the grid's markup depends on, as read from the database by this request.
+        """What the grid's markup depends on, as the database says now.
 
-        The holds and closures are this request's query results (not an in-process memory of
-        them), the rules and slug are the space row as loaded now, so an entry made by any
-        worker at any time is only found again while all of them are unchanged. `changed_at`
-        is redundant with the holds but cheap. Time is handled by `grid_valid_until`.
+        `Space.changed_at` is the space's watermark: every writer moves it in the same
+        transaction as the change (bookings in `services`, closures in `services.close`,
+        rules in `staff.services.update_space_rules`), so an entry made by any worker is
+        only found again while the space's data is unchanged. Time is `grid_valid_until`'s.
         """
         space = self.space
-        holds = ";".join(
-            f"{h.booking_id},{h.interval.start.timestamp()},{h.interval.end.timestamp()},{h.units},{h.requester_id}"
-            for h in sorted(self.holds, key=lambda h: h.booking_id)
-        )
-        closures = ";".join(
-            f"{c.closure_id},{c.interval.start.timestamp()},{c.interval.end.timestamp()},{c.reason}"
-            for c in self.closures
-        )
-        rules = json.dumps(space.rule_snapshot(), sort_keys=True, default=str)
-        read = "\n".join((holds, closures, rules, space.slug, str(self.rules.tz)))
-        digest = hashlib.sha256(read.encode()).hexdigest()
         changed = space.changed_at.isoformat() if space.changed_at else ""
         return "|".join(
-            str(part) for part in ("week", space.id, self.anchor.isoformat(), locale, self.viewer_id, changed, digest)
+            str(part) for part in ("week", space.id, changed, self.anchor.isoformat(), locale, self.viewer_id)
         )
 
     def grid_valid_until(self) -> datetime:
@@ -319,7 +310,6 @@ def space_week(session: Session, space: Space, anchor: date, *, now: datetime, v
     tz = rules.tz
     days = month_of(anchor) if rules.time_mode is TimeMode.WHOLE_DAYS else week_of(anchor)
     window = Interval(local_midnight(days[0], tz), local_midnight(days[-1] + timedelta(days=1), tz))
-    holds = holds_in(session, space.id, window)
     closures = closures_in(session, space, window)
     return WeekView(
         space=space,
@@ -330,7 +320,7 @@ def space_week(session: Session, space: Space, anchor: date, *, now: datetime, v
         closures=sorted(closures, key=lambda c: c.interval.start),
         now=now,
         window=window,
-        holds=holds,
+        session=session,
         viewer_id=viewer_id,
     )
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import functools
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel import dates as babel_dates
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from werkzeug.wrappers import Response
 
 from booking.bookings import series as series_service
@@ -31,11 +34,12 @@ from booking.bookings.forms import (
 )
 from booking.bookings.models import Booking
 from booking.db import utcnow
+from booking.domain.intervals import local_midnight
 from booking.domain.recurrence import MAX_OCCURRENCES, Cut, CutReason, Recurrence, RecurrenceError, Skipped, SkipReason
 from booking.domain.refusals import Conflict
 from booking.domain.rules import SpaceRules
 from booking.extensions import db
-from booking.feeds.cache import LocalCache
+from booking.feeds.cache import LocalCache, cache_key
 from booking.i18n import format_short_day
 from booking.spaces.forms import parse_week_date
 from booking.spaces.models import Location, Space
@@ -82,19 +86,42 @@ def home() -> str:
     return render_template("spaces/home.html", location=location, summaries=summaries)
 
 
+@functools.cache
+def _week_head_stmt() -> Any:
+    """Built once: what the week page needs before it knows whether a cached page will do."""
+    space, location = Space.__table__.c, Location.__table__.c
+    return (
+        select(space.id, space.changed_at, location.timezone)
+        .join_from(Space.__table__, Location.__table__, space.location_id == location.id)
+        .where(space.slug == bindparam("slug"))
+    )
+
+
 @bp.get("/spaces/<slug>")
-def week(slug: str) -> str:
-    space = get_space_or_404(slug)
+def week(slug: str) -> str | Response:
+    head = db.session.connection().execute(_week_head_stmt(), {"slug": slug}).one_or_none()
+    if head is None:
+        abort(404)
     now = utcnow()
-    today = now.astimezone(space.location.tz).date()
+    today = now.astimezone(ZoneInfo(head.timezone)).date()
     anchor = parse_week_date(request.args.get("date"), today)
+    page_key = None
+    if anchor is not None and not current_user.is_authenticated and "_flashes" not in session:
+        # what a visitor who is not logged in sees depends on nothing but the space's data,
+        # the date, the language and the address: the same page for every one of them
+        changed = head.changed_at.isoformat()
+        page_key = cache_key("week-page", head.id, changed, today, str(get_locale()), request.full_path)
+        cached = _fresh(_PAGE_CACHE, page_key, now)
+        if cached is not None:
+            return Response(cached.replace(CSRF_HOLE, generate_csrf()), mimetype="text/html")
+    space = db.session.get_one(Space, head.id)
     if anchor is None:
         flash(_("That date could not be read, so here is this week. Dates look like 2026-12-01."), "warning")
         anchor = today
     viewer = current_user.id if current_user.is_authenticated else None
     view = space_week(db.session, space, anchor, now=now, viewer_id=viewer)
     heading = heading_for(view)
-    return render_template(
+    html = render_template(
         "spaces/week.html",
         space=space,
         view=view,
@@ -102,22 +129,38 @@ def week(slug: str) -> str:
         grid=_week_grid(view, heading) if space.bookable else "",
         approval=approval_notice(space) if space.bookable else None,
     )
+    if page_key is not None:
+        until = view.grid_valid_until() if space.bookable else local_midnight(today + timedelta(days=1), view.rules.tz)
+        # the form token is the visitor's own: the cached copy keeps a hole where it goes
+        body = html.replace(generate_csrf(), CSRF_HOLE).encode()
+        _PAGE_CACHE.set(page_key, f"{now.isoformat()}/{until.isoformat()}", body)
+    return html
 
 
-# The rendered cells of a week, per worker. An entry is only found again under the same
-# database state (see WeekView.grid_key: the holds and closures this request just read) and
-# only served before the first instant a cell could change with the clock, so it is never
-# stale, whatever other workers or hosts have written; the bounds keep memory small.
+# Rendered markup, per worker: week grids (for everyone, the viewer's own bookings marked) and
+# whole pages (for visitors who are not logged in). An entry is only found again under the same
+# database state (its key holds the space's watermark, see WeekView.grid_key) and only served
+# before the first instant a cell could change with the clock, so it is never stale, whatever
+# other workers or hosts have written; the bounds keep memory small.
 _GRID_CACHE = LocalCache(max_entries=512, max_bytes=64 * 1024 * 1024)
+_PAGE_CACHE = LocalCache(max_entries=256, max_bytes=48 * 1024 * 1024)
+CSRF_HOLE = "\x00csrf-token\x00"  # never in rendered HTML: the NUL cannot come from a template
+
+
+def _fresh(cache: LocalCache, key: str, now: datetime) -> str | None:
+    """The entry's markup if it exists and still reads the same at `now`."""
+    found = cache.get(key)
+    if found is None:
+        return None
+    made, until = (datetime.fromisoformat(t) for t in found[0].split("/"))
+    return found[1].decode() if made <= now < until else None
 
 
 def _week_grid(view: WeekView, heading: str) -> Markup:
     key = view.grid_key(str(get_locale()))
-    found = _GRID_CACHE.get(key)
-    if found is not None:
-        made, until = (datetime.fromisoformat(t) for t in found[0].split("/"))
-        if made <= view.now < until:
-            return Markup(found[1].decode())  # noqa: S704 - the template's own autoescaped output
+    cached = _fresh(_GRID_CACHE, key, view.now)
+    if cached is not None:
+        return Markup(cached)  # noqa: S704 - the template's own autoescaped output
     shown_days, shown_rows = present(view)
     html = render_template(
         "spaces/_cells.html", view=view, heading=heading, shown_days=shown_days, shown_rows=shown_rows

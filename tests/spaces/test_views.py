@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from booking.bookings import services
 from booking.bookings.models import Booking
 from booking.db import utcnow
 from booking.extensions import db
-from booking.spaces.models import Closure
+from booking.spaces.models import Closure, Space
 from tests.spaces.helpers import at, local, login, today, weekday_ahead
 
 
@@ -175,7 +176,8 @@ def _counter(app):
 
 
 def _fill_reading_room(room_id, make_user, first_day, count):
-    """`count` one-seat, one-hour bookings spread over the week, written directly (no policy limits)."""
+    """`count` one-seat, one-hour bookings spread over the week, written directly (no policy limits),
+    moving the space's watermark in the same transaction as every writer does."""
     people = [make_user() for _ in range(5)]
     rows = []
     for n in range(count):
@@ -195,18 +197,25 @@ def _fill_reading_room(room_id, make_user, first_day, count):
             )
         )
     db.session.add_all(rows)
+    _move_watermark(room_id)
+
+
+def _move_watermark(space_id):
+    db.session.execute(update(Space).where(Space.id == space_id).values(changed_at=utcnow()))
     db.session.commit()
 
 
 def test_week_query_count_is_the_same_with_0_and_200_bookings(app, client, space, member, make_user):
-    """One query for the window's holds and one for its closures, whatever the data."""
+    """After a change: one query for the window's holds and one for its closures, whatever the data."""
     room = space("reading-room").id
     monday = today() - timedelta(days=today().weekday()) + timedelta(days=7)
     url = f"/spaces/reading-room?date={monday.isoformat()}"
     login(client, member.email)
     client.get(url)  # warm: nothing lazily loaded on first use is counted below
     statements = _counter(app)
+    _move_watermark(room)  # a change nobody has seen yet: the grid is worked out afresh
     db.session.remove()  # each measured request starts from an empty session, as a real one does
+    statements.clear()
     assert client.get(url).status_code == 200
     empty = list(statements)
     _fill_reading_room(room, make_user, monday, 200)
@@ -219,3 +228,87 @@ def test_week_query_count_is_the_same_with_0_and_200_bookings(app, client, space
     assert len(statements) == len(empty)
     assert sum("FROM booking" in s for s in statements) == 1
     assert sum("FROM closure" in s for s in statements) == 1
+
+    # unchanged since: the grid comes from the cache, without reading a single booking
+    db.session.remove()
+    statements.clear()
+    assert _tokenless(client.get(url).get_data(as_text=True)) == _tokenless(html)
+    assert sum("FROM booking" in s for s in statements) == 0
+    assert len(statements) < len(empty)
+
+
+def _tokenless(html):
+    """The page without its form tokens, which are signed with the time and differ on every page."""
+    return re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token"', html)
+
+
+def test_an_unchanged_week_costs_one_query_for_visitors(app, client, space, make_user):
+    """Not logged in: the whole page is shared, and only the space's watermark is read."""
+    room = space("reading-room").id
+    monday = today() - timedelta(days=today().weekday()) + timedelta(days=7)
+    url = f"/spaces/reading-room?date={monday.isoformat()}"
+    first = client.get(url).get_data(as_text=True)
+    statements = _counter(app)
+    db.session.remove()
+    again = client.get(url).get_data(as_text=True)
+    assert _tokenless(again) == _tokenless(first)
+    assert len(statements) == 1
+    assert "FROM space" in statements[0]
+
+    _fill_reading_room(room, make_user, monday, 7)  # one booking a day, watermark moved
+    db.session.remove()
+    changed = client.get(url).get_data(as_text=True)
+    assert changed != first
+    assert changed.count("cell cell-partly") > first.count("cell cell-partly")
+
+
+def test_a_visitor_page_from_the_cache_carries_the_visitors_own_form_token(app, client, space):
+    """The cached page has a hole where the language form's token goes: each session gets its own."""
+    app.config["WTF_CSRF_ENABLED"] = True
+    monday = today() - timedelta(days=today().weekday()) + timedelta(days=7)
+    url = f"/spaces/meeting-room?date={monday.isoformat()}"
+    tokens = []
+    for _ in range(2):
+        visitor = app.test_client()  # the `client` fixture made this an IsolatedClient: a fresh `g` each request
+        html = visitor.get(url).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        tokens.append(token)
+        switched = visitor.post("/language", data={"csrf_token": token, "language": "zh_Hans_CN", "next": url})
+        assert switched.status_code == 302  # the token works for this visitor's session
+        assert "\x00" not in html
+    assert tokens[0] != tokens[1]
+
+
+def test_a_station_closure_reaches_cached_pages_of_spaces_it_cancelled_nothing_in(
+    client, space, member, staff, make_user
+):
+    """A closure moves the watermark of every space it covers, not only those whose bookings it cancelled."""
+    room, reading = space("meeting-room"), space("reading-room")
+    day = weekday_ahead(3)
+    services.request_booking(
+        db.session,
+        services.context(member),
+        space_id=room.id,
+        requester=member,
+        start=at(day, 9),
+        end=at(day, 10),
+        title="周会",
+    )
+    url = f"/spaces/reading-room?date={day.isoformat()}"
+    before = client.get(url).get_data(as_text=True)  # cached for visitors now
+    assert "停电检修" not in before
+
+    _closure, cancelled = services.close(
+        db.session,
+        services.context(staff),
+        location_id=reading.location_id,
+        space_id=None,
+        start=at(day, 8),
+        end=at(day, 12),
+        reason="停电检修",
+        expected_booking_ids={b.id for b in db.session.scalars(select(Booking))},
+    )
+    assert [b.space_id for b in cancelled] == [room.id]
+    db.session.remove()
+    after = client.get(url).get_data(as_text=True)
+    assert 'class="cell-reason">停电检修</span>' in after
