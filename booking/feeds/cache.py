@@ -127,9 +127,13 @@ def init_cache(app: Flask) -> FeedCache:
 
 
 def feed_cache() -> FeedCache:
-    cache = current_app.extensions.get(_EXTENSION_KEY)
+    return feed_cache_of(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def feed_cache_of(app: Flask) -> FeedCache:
+    cache = app.extensions.get(_EXTENSION_KEY)
     if cache is None:
-        cache = init_cache(current_app._get_current_object())  # type: ignore[attr-defined]
+        cache = init_cache(app)
     return cache
 
 
