@@ -14,10 +14,12 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import (
     Calendar,
+    Component,
     Event,
     FreeBusy,
     Timezone,
@@ -42,6 +44,8 @@ __all__ = [
     "render_freebusy",
 ]
 
+# icalendar folds before the 75th octet: a line of at most 74 ASCII characters stays whole
+FOLD_LIMIT = 75
 METHODS = frozenset({"PUBLISH", "REQUEST", "CANCEL"})
 STATUSES = frozenset({"CONFIRMED", "TENTATIVE", "CANCELLED"})
 
@@ -86,6 +90,24 @@ def feed_etag(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def _to_ical(component: Component) -> bytes:
+    """``component.to_ical()``, byte for byte, without folding the lines that need none.
+
+    icalendar folds every content line character by character, a third of a feed's
+    render time; most lines are short ASCII. A line of at most 74 ASCII characters is
+    left as it is by its folding too, so only longer or non-ASCII lines go through it
+    (the tests compare this with ``to_ical()`` on every feed they render).
+    """
+    lines = component.content_lines(sorted=True)
+    return b"\r\n".join(_unfolded(line) for line in lines if line) + b"\r\n"
+
+
+def _unfolded(line: Any) -> bytes:
+    if len(line) < FOLD_LIMIT and line.isascii():
+        return str.encode(line)
+    return bytes(line.to_ical())
+
+
 def render_calendar(meta: CalendarMeta, events: Iterable[FeedEvent], *, method: str = "PUBLISH") -> bytes:
     """Render a feed (PUBLISH) or an iTIP invitation (REQUEST/CANCEL) deterministically.
 
@@ -112,7 +134,7 @@ def render_calendar(meta: CalendarMeta, events: Iterable[FeedEvent], *, method: 
             cal.add_component(_vtimezone(tzid))  # before the events that use it
     for component, _ in built:
         cal.add_component(component)
-    return cal.to_ical()
+    return _to_ical(cal)
 
 
 def render_freebusy(
@@ -151,7 +173,7 @@ def render_freebusy(
     for period_start, period_end in periods:
         fb.add("FREEBUSY", vPeriod((period_start, period_end)), parameters={"FBTYPE": "BUSY"})
     cal.add_component(fb)
-    return cal.to_ical()
+    return _to_ical(cal)
 
 
 def _calendar(meta: CalendarMeta, method: str) -> Calendar:

@@ -610,3 +610,30 @@ def _second_pass(value: datetime | date, zone: ZoneInfo) -> bool:
     assert isinstance(value, datetime)
     local = value.astimezone(zone)
     return bool(local.fold) and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+@pytest.mark.parametrize("length", [1, 73, 74, 75, 76, 150])
+@pytest.mark.parametrize("text", ["a", "\\", "中", "a,b;c\\", "é"])
+def test_serializer_short_cut_is_icalendars_folding_byte_for_byte(length: int, text: str) -> None:
+    """ical._to_ical skips folding for short ASCII lines; whatever the line, the bytes are to_ical()'s."""
+    from icalendar import Event
+
+    from booking.feeds import ical
+
+    cal = Calendar()
+    cal.add("prodid", "-//test//")
+    event = Event()
+    value = (text * length)[:length]
+    event.add("summary", value)
+    event.add("description", "x" * (length - len("DESCRIPTION:")) if length > 12 else "x")
+    event.add("location", value + "\n" + value)
+    cal.add_component(event)
+    assert ical._to_ical(cal) == cal.to_ical()
+
+
+def test_serializer_short_cut_on_a_whole_feed(feed: bytes) -> None:
+    from booking.feeds import ical
+
+    parsed = Calendar.from_ical(feed)
+    assert ical._to_ical(parsed) == parsed.to_ical()
+    assert feed == parsed.to_ical()  # the rendered feed is exactly what icalendar itself would write
