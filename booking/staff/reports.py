@@ -1,63 +1,102 @@
 """Usage for the council: bookings, hours, people, occupancy and cancellations.
 
-One grouped scan of the bookings that start in the range (plus the few confirmed ones
-reaching into it from before) gives counts, people, cancellations and booked hours by
-space, member unit and local week, whatever the length of the range. Booked hours need
-no join with opening hours: the rules keep a booking inside them (overrides never lift
-opening hours) and a closure cancels what it covers, so a booking's hours are its
-duration. The bookings that may stick out — whole-day bookings (an exhibition day counts
-its open hours, not 24), and bookings crossing the range's edges or a local week's end —
-come back one by one and are clipped in Python to the open intervals. Open hours come
-from each space's rules, day by day, minus closures.
+Figures come from the bookings that start in the range: counts, people, cancellations and
+booked hours per local day, space and member unit. Booked hours need no join with opening
+hours: the rules keep a booking inside them (overrides never lift opening hours) and a
+closure cancels what it covers, so a booking's hours are its duration. The bookings that
+may stick out — whole-day bookings (an exhibition day counts its open hours, not 24), and
+bookings that end after their start day (they may cross the range's edges or a local
+week's end) — are "pieces", read one by one and clipped in Python to the open intervals.
+Open hours come from each space's weekly rules, by arithmetic per weekday, with the days a
+closure touches worked out interval by interval.
 
 Rules are not versioned: past weeks are measured against today's opening hours. A booking
 made under earlier opening hours counts its full duration.
+
+The cache. A year of a busy station is hundreds of thousands of bookings: too many to
+group on every request. So the per-day figures (tables of booking.staff.models) are
+derived lazily, one local day at a time, by one INSERT … SELECT for the days a report needs
+and nobody has computed yet; a report then sums a few hundred rows per space. Nothing
+writes the cache but this module, and no booking write has to know about it:
+
+- Every booking change (request, approval, rejection, cancellation, expiry, closure) writes
+  an audit event naming the booking, in the same transaction, while holding the space's
+  row lock (services.py). The cache remembers the highest event it has taken into account
+  (`audit_mark`). A report first compares it with the newest event: equal means nothing
+  changed (one indexed lookup). Otherwise the events since the mark name the changed
+  bookings; their start days are dropped and recomputed, and the mark moves on.
+- On PostgreSQL an event id can become visible after a higher one (ids are taken before
+  commit). Events of one space are ordered by its row lock, so the refresh takes every
+  space's row FOR SHARE (waiting out booking writes in flight) before it reads the newest
+  id: every event up to it has committed, every later one will have a higher id. SQLite
+  commits one writer at a time, so ids are in commit order.
+- The cache also remembers the mark event's fields: an audit trail whose newest rows were
+  deleted (SQLite then reuses their ids) no longer matches, and the cache starts again.
+  So does a change of time zone, of the bookable spaces or of which are booked by whole
+  days (`shape`). Deleting bookings behind the services' back is not seen: clear the
+  cache then (`DELETE FROM usage_cache_state`).
+- Cached rows are read in one snapshot that also proves every needed day is present, so
+  a refresh running at the same moment can never leave a report with a day missing.
+
+A report for one space reads its bookings directly (a year of one space is a few thousand
+rows); so does a report that finds the cache being rebuilt for another set-up.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from bisect import bisect_right
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
+    Connection,
     Date,
     DateTime,
-    Row,
+    Integer,
+    Select,
+    String,
     and_,
     bindparam,
     case,
-    column,
+    cast,
+    delete,
     false,
     func,
+    insert,
     literal_column,
     not_,
-    null,
     or_,
     select,
-    true,
+    text,
     union_all,
-    values,
+    update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking.auth.models import Organisation
-from booking.bookings.models import Booking, Status
-from booking.db import UTCDateTime
-from booking.domain.intervals import Interval, local_midnight
-from booking.domain.rules import MAX_SPAN, TimeMode
+from booking.bookings.models import AuditEvent, Booking, Status
+from booking.domain.intervals import Interval, local_dates, local_midnight
+from booking.domain.rules import MAX_SPAN, SpaceRules, TimeMode
 from booking.spaces.models import Closure, Space
+from booking.staff.models import UsageCachePiece, UsageCacheRow, UsageCacheState
 
 MAX_RANGE_DAYS = 400  # a council report covers a year at most; longer ranges are slow to read anyway
 LATE_CANCELLATION = timedelta(hours=24)
+CACHE_VERSION = 1  # part of the cache's shape: bump it when what a cached row means changes
+# a booking reaching into the range starts at most MAX_SPAN before it: on the local day that
+# many days earlier, or one more when a daylight-saving change moved local midnight
+LEAD_DAYS = MAX_SPAN.days + 1
+MICROS_PER_HOUR = 3_600_000_000
 
 
 @dataclass
@@ -103,18 +142,11 @@ def default_range(today: date) -> tuple[date, date]:
     return this_monday - timedelta(weeks=4), this_monday - timedelta(days=1)
 
 
-def _hours_between(dialect: str, start: ColumnElement[datetime], end: ColumnElement[datetime]) -> ColumnElement[float]:
-    if dialect == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 24.0
-    return func.extract("epoch", end - start) / 3600.0
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
 
-def _later(dialect: str, a: ColumnElement[datetime], b: ColumnElement[datetime]) -> ColumnElement[datetime]:
-    return func.max(a, b) if dialect == "sqlite" else func.greatest(a, b)
-
-
-def _earlier(dialect: str, a: ColumnElement[datetime], b: ColumnElement[datetime]) -> ColumnElement[datetime]:
-    return func.min(a, b) if dialect == "sqlite" else func.least(a, b)
+# -- opening hours ------------------------------------------------------------------------
 
 
 def _subtract(window: Interval, cuts: Iterable[Interval]) -> list[Interval]:
@@ -133,217 +165,657 @@ def _subtract(window: Interval, cuts: Iterable[Interval]) -> list[Interval]:
     return pieces
 
 
-def open_intervals(
-    spaces: Sequence[Space], first: date, last: date, closures: Sequence[Closure]
-) -> list[tuple[int, date, Interval]]:
-    """(space id, Monday of the week, open interval) for every day in the range, closures cut out."""
-    rows: list[tuple[int, date, Interval]] = []
-    for space in spaces:
-        rules = space.rules()
-        cuts = sorted(
-            (Interval(c.start_at, c.end_at) for c in closures if c.space_id is None or c.space_id == space.id),
-            key=lambda cut: cut.start,
-        )
-        upcoming, active = iter(cuts), []  # the days go forward: sweep the closures along with them
-        following = next(upcoming, None)
-        day = first
-        while day <= last:
-            monday = day - timedelta(days=day.weekday())
-            for window in sorted(rules.opening_on(day)):
-                while following is not None and following.start < window.end:
-                    active.append(following)
-                    following = next(upcoming, None)
-                active = [cut for cut in active if cut.end > window.start]
-                for piece in _subtract(window, active) if active else (window,):
-                    rows.append((space.id, monday, piece))
-            day += timedelta(days=1)
-    return rows
+def open_windows(rules: SpaceRules, day: date, cuts: Sequence[Interval]) -> list[Interval]:
+    """A space's open intervals on one local day, in order, with the closures (sorted by start) cut out."""
+    windows: list[Interval] = []
+    for window in sorted(rules.opening_on(day)):
+        active = [cut for cut in cuts if cut.start < window.end and cut.end > window.start]
+        windows.extend(_subtract(window, active) if active else (window,))
+    return windows
 
 
-def _count_columns(dialect: str, b: Any, counted: ColumnElement[bool]) -> list[ColumnElement[Any]]:
-    """Bookings, people, cancellations and late cancellations of the `counted` rows, per booking."""
-    confirmed = and_(counted, b.status == Status.CONFIRMED.value)
-    cancelled = and_(counted, b.status == Status.CANCELLED.value)
-    late = and_(
-        cancelled,
-        _hours_between(dialect, b.decided_at, b.start_at) < LATE_CANCELLATION.total_seconds() / 3600,
-    )
+def _nominal_hours(rules: SpaceRules) -> dict[int, float]:
+    """Open hours per weekday as `opening_on` measures them: wall-clock time, midnight written as 24:00."""
+    reference = date(2001, 1, 1)
+    hours: dict[int, float] = {}
+    for weekday in range(7):
+        total = timedelta(0)
+        for start, end in rules.opening_hours.get(weekday, ()):
+            until = datetime.combine(reference + timedelta(days=1), time(0)) if end == time(0) else None
+            total += (until or datetime.combine(reference, end)) - datetime.combine(reference, start)
+        hours[weekday] = total.total_seconds() / 3600
+    return hours
+
+
+class Calendar:
+    """Open unit-hours per space and per week of a range, and the open intervals of any day in it."""
+
+    def __init__(
+        self, spaces: Sequence[Space], first: date, last: date, tz: ZoneInfo, closures: Sequence[Closure]
+    ) -> None:
+        self.first, self.last, self.tz = first, last, tz
+        self.rules = {s.id: s.rules() for s in spaces}
+        # per space, the closures of each local day they touch, in order of start
+        self.cuts: dict[int, dict[date, list[Interval]]] = {}
+        self._windows: dict[tuple[int, date], list[Interval]] = {}
+        # spaces with the same opening hours and closures share their windows: work each out once
+        self._shared: dict[tuple[Any, date, tuple[Interval, ...]], list[Interval]] = {}
+        self.by_space: dict[int, float] = {}
+        self.by_week: dict[date, float] = defaultdict(float)
+        ordered = sorted(((c.space_id, Interval(c.start_at, c.end_at)) for c in closures), key=lambda c: c[1].start)
+        closure_days = {cut: [day for day in local_dates(cut, tz) if first <= day <= last] for _, cut in ordered}
+        mondays = []
+        monday = monday_of(first)
+        while monday <= last:
+            mondays.append(monday)
+            monday += timedelta(days=7)
+        for space in spaces:
+            rules, capacity = self.rules[space.id], space.capacity
+            cuts = self.cuts[space.id] = defaultdict(list)
+            for closure_space, cut in ordered:
+                if closure_space is None or closure_space == space.id:
+                    for day in closure_days[cut]:
+                        cuts[day].append(cut)
+            # the days a closure touches are worked out interval by interval, the rest by weekday
+            nominal = _nominal_hours(rules)
+            whole_week = sum(nominal.values())
+            corrections: dict[date, float] = defaultdict(float)
+            for day in cuts:
+                exact = sum(w.duration.total_seconds() for w in self.windows(space.id, day)) / 3600
+                corrections[monday_of(day)] += exact - nominal[day.weekday()]
+            space_total = 0.0
+            for monday in mondays:
+                if first <= monday and monday + timedelta(days=6) <= last:
+                    hours = whole_week
+                else:
+                    days = (monday + timedelta(days=n) for n in range(7))
+                    hours = sum(nominal[day.weekday()] for day in days if first <= day <= last)
+                unit_hours = (hours + corrections.get(monday, 0.0)) * capacity
+                self.by_week[monday] += unit_hours
+                space_total += unit_hours
+            self.by_space[space.id] = space_total
+        self.total = sum(self.by_space.values())
+
+    def windows(self, space_id: int, day: date) -> list[Interval]:
+        key = (space_id, day)
+        if key not in self._windows:
+            rules, cuts = self.rules[space_id], tuple(self.cuts[space_id].get(day, ()))
+            shared = (rules.opening_hours.get(day.weekday()), day, cuts)
+            if shared not in self._shared:
+                self._shared[shared] = open_windows(rules, day, cuts)
+            self._windows[key] = self._shared[shared]
+        return self._windows[key]
+
+    def clipped(self, space_id: int, start: datetime, end: datetime) -> Iterator[tuple[date, float]]:
+        """(week, hours) of a booking inside each open interval of the range it meets."""
+        for day in local_dates(Interval(start, end), self.tz):
+            if not self.first <= day <= self.last:
+                continue
+            for window in self.windows(space_id, day):
+                overlap = (min(end, window.end) - max(start, window.start)).total_seconds() / 3600
+                if overlap > 0:
+                    yield monday_of(day), overlap
+
+
+# -- figures per day, from the bookings ---------------------------------------------------
+
+
+def _micros(dialect: str, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[int]:
+    """end - start in whole microseconds, exactly."""
+    if dialect == "sqlite":
+        # stored as 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds, then the fraction's digits
+        seconds = func.strftime("%s", end, type_=Integer) - func.strftime("%s", start, type_=Integer)
+        fraction = func.substr(end, 21, type_=Integer) - func.substr(start, 21, type_=Integer)
+        return seconds * 1_000_000 + fraction
+    return cast(func.extract("epoch", end - start) * 1_000_000, BigInteger)
+
+
+def _day_rows(days: Iterable[date], tz: ZoneInfo) -> list[tuple[date, datetime, datetime, date]]:
+    """(day, its first instant, the next day's, its Monday): the local days as UTC windows."""
     return [
-        case((confirmed, 1), else_=0).label("booked"),
-        case((confirmed, b.attendees), else_=0).label("people"),
-        case((cancelled, 1), else_=0).label("cancelled"),
-        case((late, 1), else_=0).label("late"),
+        (day, local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz), monday_of(day))
+        for day in sorted(days)
     ]
 
 
-def _scan(
-    session: Session,
-    dialect: str,
-    tz: ZoneInfo,
-    space_ids: Sequence[int],
-    whole_day_ids: Sequence[int],
-    weeks: Sequence[tuple[date, datetime, datetime]],
-    range_start: datetime,
-    range_end: datetime,
-) -> Sequence[Row[Any]]:
-    """One scan of the bookings that start in the range (or reach into it from before), grouped twice.
-
-    Rows: (by space?, space, member unit, local Monday of the start, booking id or None, bookings,
-    people, cancellations, late ones, hours, unit-hours, start, end, units), grouped once by
-    (space, week) and once by member unit. The rules keep a confirmed booking inside opening
-    hours and closures cancel what they cover, so a booking's hours are its duration, summed in
-    SQL. Only the few confirmed bookings that may stick out of opening hours come back one by
-    one (booking id set) for `usage` to clip: whole-day bookings, and bookings that cross the
-    start or end of the range or the end of their local week.
-    """
-    starts_in_range = Booking.start_at >= range_start
+def _days_cte(dialect: str, rows: list[tuple[date, datetime, datetime, date]]) -> Any:
+    """The days as a table (day, ds, de, week) from one bound value, so the statement compiles once
+    and stays in SQLAlchemy's cache whatever the number of days."""
     if dialect == "postgresql":
-        # the weeks as a sorted array of UTC bounds: width_bucket finds a booking's week by binary
-        # search, far cheaper per row than converting it to local time (bucket 0: before the range)
-        bounds = bindparam(
-            "week_bounds", [ws for _, ws, _ in weeks] + [range_end], type_=ARRAY(DateTime(timezone=True))
+        days = (
+            func.unnest(
+                bindparam("days", [r[0] for r in rows], type_=ARRAY(Date)),
+                bindparam("day_starts", [r[1] for r in rows], type_=ARRAY(DateTime(timezone=True))),
+                bindparam("day_ends", [r[2] for r in rows], type_=ARRAY(DateTime(timezone=True))),
+                bindparam("weeks", [r[3] for r in rows], type_=ARRAY(Date)),
+            )
+            .table_valued("day", "ds", "de", "week")
+            .render_derived()
         )
-        week: ColumnElement[Any] = func.width_bucket(Booking.start_at, bounds)
-        # a booking ending on a week's last instant lies wholly inside it
-        crosses_week = func.width_bucket(Booking.end_at - literal_column("interval '1 microsecond'"), bounds) != week
-        stmt = select(Booking.space_id)
-    else:
-        # SQLite knows no time zones: the local weeks go in as UTC windows, with one more
-        # (week NULL) for the bookings that start before the range and end inside it
-        rows = [*weeks, (None, range_start - MAX_SPAN, range_start)]
-        week_values = (
-            values(column("week", Date), column("ws", UTCDateTime), column("we", UTCDateTime), name="report_week")
-            .data(rows)
-            .cte()
-        )  # a CTE: SQLite cannot alias the columns of a VALUES subquery
-        w = week_values.c
-        week, crosses_week = w.week, Booking.end_at > w.we
-        stmt = select(Booking.space_id).join(week_values, and_(Booking.start_at >= w.ws, Booking.start_at < w.we))
-    confirmed = Booking.status == Status.CONFIRMED.value
-    sticks_out = or_(
-        Booking.start_at < range_start,
-        Booking.end_at > range_end,
-        crosses_week,
-        Booking.space_id.in_(whole_day_ids) if whole_day_ids else false(),
+        return select(
+            days.c.day.label("day"), days.c.ds.label("ds"), days.c.de.label("de"), days.c.week.label("week")
+        ).cte("usage_day")
+    # SQLite: a JSON array of [day, start, end, Monday], times spelled as SQLAlchemy stores them
+    stored = "%Y-%m-%d %H:%M:%S.%f"
+    encoded = json.dumps(
+        [
+            [
+                day.isoformat(),
+                ds.astimezone(UTC).strftime(stored),
+                de.astimezone(UTC).strftime(stored),
+                week.isoformat(),
+            ]
+            for day, ds, de, week in rows
+        ]
     )
-    summed = and_(confirmed, not_(sticks_out))
-    hours = _hours_between(dialect, Booking.start_at, Booking.end_at)
-    per_booking = (
-        stmt.add_columns(
-            Booking.organisation_id,
-            week.label("week"),
-            case((and_(confirmed, sticks_out), Booking.id), else_=None).label("one"),
-            *_count_columns(dialect, Booking, starts_in_range),
-            case((summed, hours), else_=0).label("hours"),
-            case((summed, hours * Booking.units), else_=0).label("unit_hours"),
-            Booking.start_at,
-            Booking.end_at,
-            Booking.units,
-        )
-        .where(
-            Booking.space_id.in_(space_ids),
-            Booking.start_at >= range_start - MAX_SPAN,
-            Booking.start_at < range_end,
-            or_(starts_in_range, and_(confirmed, Booking.end_at > range_start)),
-        )
-        .cte("per_booking")
-        .prefix_with("MATERIALIZED")  # read the bookings once, group them twice
-    )
-    b = per_booking.c
+    each = func.json_each(bindparam("days", encoded, type_=String)).table_valued("value")
+    return select(
+        func.json_extract(each.c.value, "$[0]", type_=Date).label("day"),
+        func.json_extract(each.c.value, "$[1]").label("ds"),
+        func.json_extract(each.c.value, "$[2]").label("de"),
+        func.json_extract(each.c.value, "$[3]", type_=Date).label("week"),
+    ).cte("usage_day")
 
-    def sums(*keys: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+
+def _grouped(dialect: str, days: Any, space_ids: Sequence[int], whole_day_ids: Sequence[int]) -> Select[Any]:
+    """(kind, day, key, week, bookings, people, cancellations, late, micros, unit micros) of the days:
+    a row per day (kind 'd', even without bookings), per space and day ('s'), per member unit and day ('o')."""
+    d = days.c
+    b = Booking
+    confirmed = b.status == Status.CONFIRMED.value
+    cancelled = b.status == Status.CANCELLED.value
+    late = and_(cancelled, _micros(dialect, b.decided_at, b.start_at) < LATE_CANCELLATION // timedelta(microseconds=1))
+    whole_day = b.space_id.in_(whole_day_ids) if whole_day_ids else false()
+    ends_that_day = and_(confirmed, b.end_at <= d.de, not_(whole_day))
+    micros = _micros(dialect, b.start_at, b.end_at)
+    per_booking = (
+        select(
+            d.day,
+            d.week,
+            b.space_id,
+            func.coalesce(b.organisation_id, 0).label("org"),
+            case((confirmed, 1), else_=0).label("booked"),
+            case((confirmed, b.attendees), else_=0).label("people"),
+            case((cancelled, 1), else_=0).label("cancelled"),
+            case((late, 1), else_=0).label("late"),
+            case((ends_that_day, micros), else_=0).label("micros"),
+            case((ends_that_day, micros * b.units), else_=0).label("unit_micros"),
+        )
+        .select_from(days)
+        .join(b, and_(b.start_at >= d.ds, b.start_at < d.de))
+        .where(b.space_id.in_(space_ids))  # every status: a member unit with only requests still has a row
+        .cte("usage_booking")
+        .prefix_with("MATERIALIZED")  # read the bookings once, group them three ways
+    )
+    p = per_booking.c
+
+    def sums() -> list[ColumnElement[Any]]:
         return [
-            func.sum(b.booked),
-            func.sum(b.people),
-            func.sum(b.cancelled),
-            func.sum(b.late),
-            func.sum(b.hours),
-            func.sum(b.unit_hours),
-            func.min(b.start_at),
-            func.min(b.end_at),
-            func.min(b.units),
+            func.coalesce(func.sum(col), 0)
+            for col in (p.booked, p.people, p.cancelled, p.late, p.micros, p.unit_micros)
         ]
 
-    by_space_week = select(true().label("by_space"), b.space_id, null(), b.week, b.one, *sums()).group_by(
-        b.space_id, b.week, b.one
-    )
-    by_org = select(false(), func.min(b.space_id), b.organisation_id, null(), b.one, *sums()).group_by(
-        b.organisation_id, b.one
-    )
-    return session.execute(union_all(by_space_week, by_org)).all()
+    # a row for every day, bookings or not: the days joined to their sums (not to every booking)
+    day_sums = select(p.day, *(s.label(f"f{n}") for n, s in enumerate(sums()))).group_by(p.day).subquery("day_sums")
+    by_day = select(
+        literal_column("'d'"),
+        d.day,
+        literal_column("0"),
+        d.week,
+        *(func.coalesce(day_sums.c[f"f{n}"], 0) for n in range(6)),
+    ).select_from(days.outerjoin(day_sums, day_sums.c.day == d.day))
+    by_space = select(literal_column("'s'"), p.day, p.space_id, p.week, *sums()).group_by(p.day, p.space_id, p.week)
+    by_org = select(literal_column("'o'"), p.day, p.org, p.week, *sums()).group_by(p.day, p.org, p.week)
+    return union_all(by_day, by_space, by_org)  # type: ignore[return-value]
 
 
-def usage(session: Session, *, first: date, last: date, tz: ZoneInfo, space_id: int | None = None) -> Report:
+def _pieces(days: Any, space_ids: Sequence[int], whole_day_ids: Sequence[int]) -> Select[Any]:
+    """(booking id, day, space, member unit, start, end, units) of the confirmed bookings that may
+    stick out: they end after their start day, or their space is booked by whole days."""
+    d, b = days.c, Booking
+    whole_day = b.space_id.in_(whole_day_ids) if whole_day_ids else false()
+    return (
+        select(b.id, d.day, b.space_id, b.organisation_id, b.start_at, b.end_at, b.units)
+        .select_from(days)
+        .join(b, and_(b.start_at >= d.ds, b.start_at < d.de))
+        .where(
+            b.space_id.in_(space_ids),
+            b.status == Status.CONFIRMED.value,
+            or_(b.end_at > d.de, whole_day),
+        )
+    )
+
+
+class Piece(NamedTuple):
+    booking_id: int
+    day: date
+    space_id: int
+    organisation_id: int | None
+    start_at: datetime
+    end_at: datetime
+    units: int
+
+
+# -- the cache ----------------------------------------------------------------------------
+
+
+DAY_KINDS = ("d", "s", "o")  # rows of one day: the whole station, a space, a member unit
+WEEK_KINDS = ("W", "S", "O")  # the same summed over a whole week, keyed by its Monday
+
+
+def _full_weeks(first: date, last: date) -> list[date]:
+    """The Mondays of the weeks that lie wholly in first..last."""
+    monday = first + timedelta(days=-first.weekday() % 7)
+    weeks = []
+    while monday + timedelta(days=6) <= last:
+        weeks.append(monday)
+        monday += timedelta(days=7)
+    return weeks
+
+
+ROW_COLUMNS = ("kind", "day", "key", "week", "bookings", "people", "cancellations", "late_cancellations")
+PIECE_COLUMNS = ("booking_id", "day", "space_id", "organisation_id", "start_at", "end_at", "units")
+
+
+def cache_shape(tz: ZoneInfo, space_ids: Sequence[int], whole_day_ids: Sequence[int]) -> str:
+    """What the cached rows were computed for: any difference throws them away."""
+    return f"v{CACHE_VERSION};{tz.key};{','.join(map(str, space_ids))};{','.join(map(str, whole_day_ids))}"
+
+
+@dataclass
+class CacheState:
+    exists: bool
+    usable: bool  # same shape, and the mark event is still the one it was
+    current: bool  # usable, and no audit event after the mark
+    mark: int
+    newest: int
+
+
+def _cache_state(conn: Connection, shape: str) -> CacheState:
+    s, a = UsageCacheState, AuditEvent
+    newest = select(func.max(a.id)).scalar_subquery()
+    row = conn.execute(
+        select(s.audit_mark, s.mark_at, s.mark_booking_id, s.mark_action, s.shape, a.id, a.at, a.booking_id, a.action)
+        .add_columns(newest)
+        .outerjoin(a, a.id == s.audit_mark)
+        .where(s.id == 1)
+    ).first()
+    if row is None:
+        return CacheState(exists=False, usable=False, current=False, mark=0, newest=0)
+    mark, at, booking_id, action, state_shape, event_id, event_at, event_booking, event_action, newest_id = row
+    same_mark = mark == 0 or (event_id == mark and (event_at, event_booking, event_action) == (at, booking_id, action))
+    usable = state_shape == shape and same_mark
+    newest_id = newest_id or 0
+    return CacheState(True, usable, usable and newest_id == mark, mark, newest_id)
+
+
+def _refresh_and_fill(
+    conn: Connection,
+    dialect: str,
+    tz: ZoneInfo,
+    shape: str,
+    state: CacheState,
+    needed: Sequence[date],
+    space_ids: Sequence[int],
+    whole_day_ids: Sequence[int],
+) -> bool:
+    """Drop the days changed since the mark, move the mark, compute the needed days nobody has.
+
+    False when the cache cannot serve this report now (another set-up is being cached).
+    """
+    a = AuditEvent
+    changed_days: set[date] = set()
+    newest: Any = None
+    if not state.current:
+        try:
+            with conn.begin():
+                if dialect == "postgresql":
+                    # wait out booking writes in flight: each holds its space's row until it commits,
+                    # after which every audit event up to the newest id below is visible
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+                    conn.execute(select(Space.id).order_by(Space.id).with_for_update(read=True)).all()
+                newest = conn.execute(select(a.id, a.at, a.booking_id, a.action).order_by(a.id.desc()).limit(1)).first()
+                if state.usable and newest is not None:
+                    starts = conn.execute(
+                        select(Booking.start_at)
+                        .join(a, a.booking_id == Booking.id)
+                        .where(a.id > state.mark, a.id <= newest.id)
+                        .distinct()
+                    ).scalars()
+                    changed_days = {start.astimezone(tz).date() for start in starts}
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                return False  # a write holds a space for long: group the bookings directly this time
+            raise
+    # options change the connection in place: IMMEDIATE for this transaction only
+    writer = conn.execution_options(sqlite_begin="IMMEDIATE")
+    try:
+        return _write(writer, dialect, tz, shape, state, newest, changed_days, needed, space_ids, whole_day_ids)
+    finally:
+        conn.execution_options(sqlite_begin="DEFERRED")
+
+
+def _write(
+    writer: Connection,
+    dialect: str,
+    tz: ZoneInfo,
+    shape: str,
+    state: CacheState,
+    newest: Any,
+    changed_days: set[date],
+    needed: Sequence[date],
+    space_ids: Sequence[int],
+    whole_day_ids: Sequence[int],
+) -> bool:
+    s, r, p = UsageCacheState, UsageCacheRow, UsageCachePiece
+    with writer.begin():
+        stored = writer.execute(select(s.audit_mark, s.shape).where(s.id == 1).with_for_update()).first()
+        if not state.current:
+            mark_values = {
+                "audit_mark": newest.id if newest else 0,
+                "mark_at": newest.at if newest else None,
+                "mark_booking_id": newest.booking_id if newest else None,
+                "mark_action": newest.action if newest else None,
+            }
+            if not state.usable:  # start again
+                writer.execute(delete(r))
+                writer.execute(delete(p))
+                if stored is None:
+                    writer.execute(insert(s).values(id=1, shape=shape, **mark_values))
+                else:
+                    writer.execute(update(s).where(s.id == 1).values(shape=shape, **mark_values))
+            else:
+                if stored is None or stored.shape != shape:
+                    return False
+                changed_weeks = sorted({monday_of(day) for day in changed_days})
+                writer.execute(
+                    delete(r).where(
+                        or_(
+                            and_(r.kind.in_(DAY_KINDS), r.day.in_(sorted(changed_days))),
+                            and_(r.kind.in_(WEEK_KINDS), r.day.in_(changed_weeks)),
+                        )
+                    )
+                )
+                writer.execute(delete(p).where(p.day.in_(sorted(changed_days))))
+                # only from the mark these changes were read after: a refresh that got there first
+                # has moved it (and dropped its own days); the days dropped here cost a recount
+                writer.execute(update(s).where(s.id == 1, s.audit_mark == state.mark).values(**mark_values))
+        elif stored is None or stored.shape != shape:
+            return False  # rows of another set-up, or none: whoever finds it so starts again
+        cached = select(r.kind, r.day).where(r.kind.in_(["d", "W"]), r.day >= needed[0], r.day <= needed[-1])
+        present = {tuple(row) for row in writer.execute(cached)}
+        missing = [day for day in needed if ("d", day) not in present]
+        if missing:
+            if dialect == "postgresql":
+                writer.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than the grouping
+            days = _days_cte(dialect, _day_rows(missing, tz))
+            grouped = _grouped(dialect, days, space_ids, whole_day_ids)
+            writer.execute(insert(r).from_select([*ROW_COLUMNS, "micros", "unit_micros"], grouped))
+            writer.execute(insert(p).from_select(list(PIECE_COLUMNS), _pieces(days, space_ids, whole_day_ids)))
+        # the weeks wholly among the needed days, summed once more: a year is then 52 rows a space
+        weeks = [w for w in _full_weeks(needed[0], needed[-1]) if ("W", w) not in present]
+        if weeks:
+            week_kind = case((r.kind == "d", "W"), (r.kind == "s", "S"), else_="O")
+            sums = [func.sum(c) for c in (r.bookings, r.people, r.cancellations, r.late_cancellations)]
+            sums += [func.sum(r.micros), func.sum(r.unit_micros)]
+            writer.execute(
+                insert(r).from_select(
+                    [*ROW_COLUMNS, "micros", "unit_micros"],
+                    select(week_kind, r.week, r.key, r.week, *sums)
+                    .where(
+                        r.kind.in_(DAY_KINDS),
+                        r.day >= weeks[0],  # the key's range; the weeks themselves may have gaps
+                        r.day <= weeks[-1] + timedelta(days=6),
+                        r.week.in_(weeks),
+                    )
+                    .group_by(r.kind, r.week, r.key),
+                )
+            )
+    return True
+
+
+@dataclass
+class DayFigures:
+    bookings: int = 0
+    people: int = 0
+    cancellations: int = 0
+    late: int = 0
+    micros: int = 0
+    unit_micros: int = 0
+
+    def add(self, row: Sequence[Any]) -> None:
+        self.bookings += int(row[0])
+        self.people += int(row[1])
+        self.cancellations += int(row[2])
+        self.late += int(row[3])
+        self.micros += int(row[4])
+        self.unit_micros += int(row[5])
+
+    def figures(self, open_unit_hours: float | None = None) -> Figures:
+        return Figures(
+            bookings=self.bookings,
+            hours=self.micros / MICROS_PER_HOUR,
+            unit_hours=self.unit_micros / MICROS_PER_HOUR,
+            people=self.people,
+            cancellations=self.cancellations,
+            late_cancellations=self.late,
+            open_unit_hours=open_unit_hours,
+        )
+
+
+@dataclass
+class Sums:
+    by_week: dict[date, DayFigures] = field(default_factory=lambda: defaultdict(DayFigures))
+    by_space: dict[int, DayFigures] = field(default_factory=lambda: defaultdict(DayFigures))
+    by_org: dict[int, DayFigures] = field(default_factory=lambda: defaultdict(DayFigures))
+
+    def add(self, kind: str, key: int, week: date, figures: Sequence[Any]) -> None:
+        if kind == "d":
+            self.by_week[week].add(figures)
+        elif kind in ("s", "S"):
+            self.by_space[key].add(figures)
+        else:
+            self.by_org[key].add(figures)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _read_cache(conn: Connection, dialect: str, lead: date, first: date, last: date) -> tuple[Sums, list[Piece]] | None:
+    """The cached figures of first..last, summed, and the pieces of lead..last, from one snapshot;
+    None when a day is missing (a refresh dropped it since the cache was checked)."""
+    sums = Sums()
+    if dialect == "postgresql":  # one snapshot for both statements (only this transaction)
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    try:
+        return _read_snapshot(conn, sums, lead, first, last)
+    finally:
+        if dialect == "postgresql":
+            conn.execution_options(isolation_level="READ COMMITTED")
+
+
+def _read_snapshot(
+    conn: Connection, sums: Sums, lead: date, first: date, last: date
+) -> tuple[Sums, list[Piece]] | None:
+    r, p = UsageCacheRow, UsageCachePiece
+    with conn.begin():
+        figures = [func.sum(c) for c in (r.bookings, r.people, r.cancellations, r.late_cancellations)]
+        figures += [func.sum(r.micros), func.sum(r.unit_micros)]
+        # spaces and member units: the whole weeks from their week rows, the days at either end from day rows
+        weeks = _full_weeks(first, last)
+        if weeks:
+            edges = or_(
+                and_(r.day >= first, r.day < weeks[0]), and_(r.day > weeks[-1] + timedelta(days=6), r.day <= last)
+            )
+            by_week = and_(r.kind.in_(["S", "O"]), r.day >= weeks[0], r.day <= weeks[-1])
+        else:
+            edges, by_week = and_(r.day >= first, r.day <= last), false()
+        zero = literal_column("0")
+        rows = conn.execute(
+            union_all(
+                select(r.kind, zero, r.week, *figures)
+                .where(r.kind == "d", r.day >= first, r.day <= last)
+                .group_by(r.kind, r.week),
+                select(r.kind, r.key, func.min(r.week), *figures)
+                .where(or_(and_(r.kind.in_(["s", "o"]), edges), by_week))
+                .group_by(r.kind, r.key),
+                # how many days and whole weeks there are: proof that none is missing
+                select(literal_column("'n'"), func.count(), func.min(r.week), *(zero for _ in range(6))).where(
+                    or_(
+                        and_(r.kind == "d", r.day >= lead, r.day <= last),
+                        and_(r.kind == "W", r.day >= weeks[0], r.day <= weeks[-1]) if weeks else false(),
+                    )
+                ),
+            )
+        ).all()
+        present = 0
+        for kind, key, week, *values_ in rows:
+            if kind == "n":
+                present = int(key)
+            elif values_[0] is not None:
+                sums.add(kind, int(key), _as_date(week) if week is not None else first, values_)
+        if present != (last - lead).days + 1 + len(weeks):
+            return None
+        pieces = [
+            Piece(*row)
+            for row in conn.execute(
+                select(*(p.__table__.c[c] for c in PIECE_COLUMNS)).where(p.day >= lead, p.day <= last)
+            )
+        ]
+    return sums, pieces
+
+
+def _read_live(
+    session: Session | scoped_session[Session],
+    dialect: str,
+    tz: ZoneInfo,
+    lead: date,
+    first: date,
+    last: date,
+    space_ids: Sequence[int],
+    whole_day_ids: Sequence[int],
+) -> tuple[Sums, list[Piece]]:
+    """The same figures, grouped straight from the bookings (one space, or a cache being rebuilt)."""
+    sums = Sums()
+    if dialect == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))  # its cost guess per day is high: compiling costs more
+    days = _days_cte(dialect, _day_rows((first + timedelta(days=n) for n in range((last - first).days + 1)), tz))
+    for kind, _day, key, week, *figures in session.execute(_grouped(dialect, days, space_ids, whole_day_ids)):
+        sums.add(kind, int(key), _as_date(week), figures)
+    lead_days = _days_cte(dialect, _day_rows((lead + timedelta(days=n) for n in range((last - lead).days + 1)), tz))
+    pieces = [Piece(*row) for row in session.execute(_pieces(lead_days, space_ids, whole_day_ids))]
+    return sums, pieces
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def _cached(
+    session: Session | scoped_session[Session], dialect: str, tz: ZoneInfo, lead: date, first: date, last: date
+) -> tuple[tuple[Sums, list[Piece]] | None, list[int], bool]:
+    """The station's figures from the cache, brought up to date first: (figures or None when the
+    cache cannot serve now, the whole-day spaces it was computed with, whether it was written)."""
+    needed = [lead + timedelta(days=n) for n in range((last - lead).days + 1)]
+    read: tuple[Sums, list[Piece]] | None = None
+    wrote = False
+    with session.get_bind().connect() as conn:  # not the session's: its loaded objects stay loaded
+        with conn.begin():
+            bookable = conn.execute(
+                select(Space.id, Space.time_mode).where(Space.bookable.is_(True)).order_by(Space.id)
+            ).all()
+            space_ids = [space for space, _ in bookable]
+            whole_day_ids = [space for space, mode in bookable if mode == TimeMode.WHOLE_DAYS]
+            shape = cache_shape(tz, space_ids, whole_day_ids)
+            state = _cache_state(conn, shape)
+        if not space_ids:
+            return None, whole_day_ids, wrote
+        for attempt in range(3):
+            # after a refresh of its own, a report reads what it left, even if newer events came since
+            if state.current or attempt:
+                read = _read_cache(conn, dialect, lead, first, last)
+                if read is not None:
+                    break
+                if attempt:  # a refresh at the same moment dropped a day: look again
+                    with conn.begin():
+                        state = _cache_state(conn, shape)
+            if attempt == 2:
+                break
+            wrote = True
+            if not _refresh_and_fill(conn, dialect, tz, shape, state, needed, space_ids, whole_day_ids):
+                break
+    return read, whole_day_ids, wrote
+
+
+def usage(
+    session: Session | scoped_session[Session],
+    *,
+    first: date,
+    last: date,
+    tz: ZoneInfo,
+    space_id: int | None = None,
+    cached: bool = True,
+) -> Report:
+    """Figures of first..last (local days, inclusive). `cached=False` groups the bookings directly."""
     dialect = session.get_bind().dialect.name
     range_start, range_end = local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
+    lead = first - timedelta(days=LEAD_DAYS)
+
+    read: tuple[Sums, list[Piece]] | None = None
+    whole_day_ids: list[int] = []
+    if space_id is None and cached:
+        read, whole_day_ids, wrote = _cached(session, dialect, tz, lead, first, last)
+        real = session() if isinstance(session, scoped_session) else session  # Flask-SQLAlchemy's is scoped
+        if wrote and dialect == "sqlite" and real.in_transaction() and not (real.new or real.dirty or real.deleted):
+            # the session's read snapshot predates what the cache connection wrote: SQLite would
+            # refuse to turn it into a write later ("database is locked"). End it, keeping what it loaded.
+            real.expire_on_commit, expire = False, real.expire_on_commit
+            try:
+                real.commit()
+            finally:
+                real.expire_on_commit = expire
+
     spaces = list(session.scalars(select(Space).where(Space.bookable.is_(True)).order_by(Space.sort_order)))
     chosen = [s for s in spaces if space_id is None or s.id == space_id]
     chosen_ids = [s.id for s in chosen]
+    if read is None:
+        whole_day_ids = [s.id for s in spaces if s.time_mode == TimeMode.WHOLE_DAYS]
+        read = (
+            _read_live(session, dialect, tz, lead, first, last, chosen_ids, whole_day_ids) if chosen else (Sums(), [])
+        )
     closures = list(session.scalars(select(Closure).where(Closure.start_at < range_end, Closure.end_at > range_start)))
+    sums, pieces = read
 
-    # weeks as UTC windows of the station's local weeks, clipped to the range
-    weeks: list[tuple[date, datetime, datetime]] = []
-    monday = first - timedelta(days=first.weekday())
-    while monday <= last:
-        start = max(local_midnight(monday, tz), range_start)
-        end = min(local_midnight(monday + timedelta(days=7), tz), range_end)
-        weeks.append((monday, start, end))
-        monday += timedelta(days=7)
+    calendar = Calendar(chosen, first, last, tz, closures)
+    mondays = sorted(calendar.by_week)
+    by_space = {s.id: sums.by_space.get(s.id, DayFigures()).figures(calendar.by_space[s.id]) for s in chosen}
+    by_week = {w: sums.by_week.get(w, DayFigures()).figures(calendar.by_week[w]) for w in mondays}
+    by_org: dict[int | None, Figures] = {(key or None): figures.figures() for key, figures in sums.by_org.items()}
+    total = Figures(open_unit_hours=calendar.total)
+    for figures in by_week.values():
+        total.add(figures)
 
-    # one grouped scan: counts and hours by (space, member unit, week of the start)
-    whole_day_ids = [s.id for s in chosen if s.rules().time_mode is TimeMode.WHOLE_DAYS]
-    rows = _scan(session, dialect, tz, chosen_ids, whole_day_ids, weeks, range_start, range_end)
-    calendar = open_intervals(chosen, first, last, closures)
-
-    # roll the grouped rows (spaces × units × weeks, not bookings) up three ways
-    capacity = {s.id: s.capacity for s in chosen}
-    by_space: dict[int, Figures] = {s.id: Figures(open_unit_hours=0.0) for s in chosen}
-    by_week: dict[date, Figures] = {w: Figures(open_unit_hours=0.0) for w, _, _ in weeks}
-    by_org: dict[int | None, Figures] = defaultdict(Figures)
-    total = Figures(open_unit_hours=0.0)
-    opening: dict[int, list[tuple[datetime, datetime, date]]] = defaultdict(list)
-    for space, week, window in calendar:
-        unit_hours = window.duration.total_seconds() / 3600 * capacity[space]
-        by_space[space].open_unit_hours += unit_hours  # type: ignore[operator]
-        by_week[week].open_unit_hours += unit_hours  # type: ignore[operator]
-        total.open_unit_hours += unit_hours  # type: ignore[operator]
-        opening[space].append((window.start, window.end, week))
-    for windows in opening.values():
-        windows.sort()
-    ends = {space: [end for _, end, _ in windows] for space, windows in opening.items()}
-
-    def clipped(space: int, start: datetime, end: datetime) -> Iterator[tuple[date, float]]:
-        """(week, hours) of a booking that may stick out, inside each open interval it meets."""
-        windows = opening.get(space, [])
-        i = bisect_right(ends.get(space, []), start)
-        while i < len(windows) and windows[i][0] < end:
-            open_start, open_end, week = windows[i]
-            overlap = (min(end, open_end) - max(start, open_start)).total_seconds() / 3600
-            if overlap > 0:
-                yield week, overlap
-            i += 1
-
-    week_of_bucket = {n: monday for n, (monday, _, _) in enumerate(weeks, start=1)}  # PostgreSQL numbers them
-    for by_space_week, space, org, week, one, n, people, cancels, lates, hours, unit_hours, start, end, units in rows:
-        if isinstance(week, int):
-            week = week_of_bucket.get(week)
-        elif week is not None and not isinstance(week, date):
-            week = date.fromisoformat(str(week))
-        part = Figures(bookings=n or 0, people=people or 0, cancellations=cancels or 0, late_cancellations=lates or 0)
-        pieces = [] if one is None else list(clipped(space, start, end))
-        if one is None:
-            part.hours, part.unit_hours = float(hours or 0), float(unit_hours or 0)
-        if not by_space_week:
-            part.hours += sum(h for _, h in pieces)
-            part.unit_hours += sum(h * units for _, h in pieces)
-            by_org[org].add(part)
+    # the pieces: whole-day bookings, and bookings ending after their start day
+    chosen_set = set(chosen_ids)
+    whole_days = set(whole_day_ids)
+    for piece in pieces:
+        if piece.space_id not in chosen_set:
             continue
-        # a booking from before the range has its hours in it, but no week of its own
-        for target in (by_space[space], total, *([by_week[week]] if week in by_week else [])):
-            target.add(part)
-        for piece_week, piece_hours in pieces:
-            for target in (by_space[space], total, by_week[piece_week]):
-                target.add(Figures(hours=piece_hours, unit_hours=piece_hours * units))
+        start, end = piece.start_at, piece.end_at
+        if start < range_start and (end <= range_start or start < range_start - MAX_SPAN):
+            continue  # before the range, and not reaching into it
+        day = start.astimezone(tz).date()
+        week_end = local_midnight(monday_of(day) + timedelta(days=7), tz)
+        sticks_out = start < range_start or end > range_end or end > week_end or piece.space_id in whole_days
+        if sticks_out:
+            parts = list(calendar.clipped(piece.space_id, start, end))
+        else:
+            parts = [(monday_of(day), (end - start) / timedelta(hours=1))]
+        org = by_org.setdefault(piece.organisation_id, Figures())
+        for week, hours in parts:
+            part = Figures(hours=hours, unit_hours=hours * piece.units)
+            for target in (by_space[piece.space_id], total, by_week[week], org):
+                target.add(part)
 
     org_ids = [org for org in by_org if org is not None]
     orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(org_ids)))}

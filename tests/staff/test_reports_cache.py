@@ -1,0 +1,277 @@
+"""The usage report's per-day cache: every booking write shows at once, and the figures equal the bookings'.
+
+Each case reads the report (filling the cache), changes bookings through the services, and
+reads it again: the figures must have moved as worked out by hand, and must equal the same
+report grouped straight from the bookings (`cached=False`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, event, func, select
+
+from booking.bookings import services
+from booking.bookings.models import AuditEvent, Booking, OutgoingMail
+from booking.extensions import db
+from booking.staff import reports
+from booking.staff.models import UsageCacheRow, UsageCacheState
+from tests.conftest import shanghai
+from tests.staff.conftest import TZ
+
+FIRST, LAST = date(2026, 11, 30), date(2026, 12, 20)  # three whole weeks, Monday to Sunday
+
+
+def figures(report: reports.Report) -> dict[str, tuple[Any, ...]]:
+    """Every number of a report, hours to the microsecond."""
+
+    def numbers(f: reports.Figures) -> tuple[Any, ...]:
+        open_hours = None if f.open_unit_hours is None else round(f.open_unit_hours, 6)
+        return (
+            f.bookings,
+            f.people,
+            f.cancellations,
+            f.late_cancellations,
+            round(f.hours, 6),
+            round(f.unit_hours, 6),
+            open_hours,
+        )
+
+    out = {"total": numbers(report.total)}
+    out |= {f"week {w}": numbers(f) for w, f in report.by_week}
+    out |= {f"space {s.slug}": numbers(f) for s, f in report.by_space}
+    out |= {f"unit {o.slug if o else None}": numbers(f) for o, f in report.by_org}
+    return out
+
+
+def cached_equals_live(first: date = FIRST, last: date = LAST) -> reports.Report:
+    cached = reports.usage(db.session, first=first, last=last, tz=TZ)
+    live = reports.usage(db.session, first=first, last=last, tz=TZ, cached=False)
+    assert figures(cached) == figures(live)
+    return cached
+
+
+@pytest.fixture
+def station(make_user, staff, space, book, now):
+    """A member with two reading-room bookings and a pending meeting-room request, reported once."""
+    member = make_user()
+    reading, meeting = space("reading-room"), space("meeting-room")
+    kept = book(reading, member, shanghai(2026, 12, 2, 10), shanghai(2026, 12, 2, 12), attendees=2)
+    dropped = book(reading, member, shanghai(2026, 12, 9, 10), shanghai(2026, 12, 9, 11))
+    pending = book(meeting, member, shanghai(2026, 12, 3, 9), shanghai(2026, 12, 3, 13), attendees=5)
+    assert pending.status == "pending"
+    report = cached_equals_live()
+    assert (report.total.bookings, report.total.hours) == (2, 3)
+    return {
+        "member": member,
+        "staff": staff,
+        "reading": reading,
+        "meeting": meeting,
+        "kept": kept,
+        "dropped": dropped,
+        "pending": pending,
+        "book": book,
+        "now": now,
+    }
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    act: Callable[[dict[str, Any]], None]
+    bookings: int  # the total afterwards
+    hours: float
+    cancellations: int
+    late: int
+
+
+def _book_more(s: dict[str, Any]) -> None:
+    s["book"](s["reading"], s["member"], shanghai(2026, 12, 11, 14), shanghai(2026, 12, 11, 17), attendees=3)
+
+
+def _approve(s: dict[str, Any]) -> None:
+    services.approve(db.session, services.context(s["staff"], now=s["now"]), s["pending"].id)
+
+
+def _reject(s: dict[str, Any]) -> None:
+    services.reject(db.session, services.context(s["staff"], now=s["now"]), s["pending"].id, "占用")
+
+
+def _member_cancels(s: dict[str, Any]) -> None:
+    services.cancel(db.session, services.context(s["member"], now=s["now"]), s["dropped"].id)
+
+
+def _staff_cancels_late(s: dict[str, Any]) -> None:
+    at = shanghai(2026, 12, 2, 9)  # an hour before the start: late
+    services.cancel(db.session, services.context(s["staff"], now=at), s["kept"].id, "设备故障")
+
+
+def _closure(s: dict[str, Any]) -> None:
+    services.close(
+        db.session,
+        services.context(s["staff"], now=s["now"]),
+        location_id=s["reading"].location_id,
+        space_id=s["reading"].id,
+        start=shanghai(2026, 12, 9, 8),
+        end=shanghai(2026, 12, 9, 22),
+        reason="检修",
+        expected_booking_ids={s["dropped"].id},
+    )
+
+
+def _expire(s: dict[str, Any]) -> None:
+    services.expire_pending(db.session, services.context(None, now=shanghai(2026, 12, 3, 10)))
+
+
+CHANGES = [
+    Change("a new booking", _book_more, bookings=3, hours=6, cancellations=0, late=0),
+    Change("a request approved", _approve, bookings=3, hours=7, cancellations=0, late=0),
+    Change("a request rejected", _reject, bookings=2, hours=3, cancellations=0, late=0),
+    Change("a member cancels a week ahead", _member_cancels, bookings=1, hours=2, cancellations=1, late=0),
+    Change("staff cancel an hour before", _staff_cancels_late, bookings=1, hours=1, cancellations=1, late=1),
+    Change("a closure cancels what it covers", _closure, bookings=1, hours=2, cancellations=1, late=0),
+    Change("a request expires", _expire, bookings=2, hours=3, cancellations=0, late=0),
+]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=[c.name for c in CHANGES])
+def test_every_booking_write_shows_in_the_next_report(station, change):
+    change.act(station)
+    report = cached_equals_live()
+    total = report.total
+    assert (total.bookings, total.hours, total.cancellations, total.late_cancellations) == (
+        change.bookings,
+        change.hours,
+        change.cancellations,
+        change.late,
+    )
+
+
+def test_a_second_report_reads_the_cache_not_the_bookings(station):
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        reports.usage(db.session, first=FIRST, last=LAST, tz=TZ)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert statements
+    assert not [s for s in statements if "FROM booking" in s or "JOIN booking" in s]
+    db.session.commit()  # a fresh snapshot: the cache was written on another connection
+    assert db.session.scalar(select(func.count()).select_from(UsageCacheRow)) > 0
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [(FIRST, FIRST), (FIRST, LAST), (date(2026, 1, 1), date(2026, 12, 31)), (date(2026, 12, 3), date(2027, 2, 9))],
+)
+def test_a_cached_report_runs_the_same_statements_whatever_its_range(station, first, last):
+    def count() -> int:
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, *args):
+            if not statement.startswith("BEGIN"):
+                statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            reports.usage(db.session, first=first, last=last, tz=TZ)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        return len(statements)
+
+    count()  # fills the cache for this range
+    reference = count()
+    db.session.expire_all()
+    reports.usage(db.session, first=FIRST, last=FIRST, tz=TZ)
+    assert count() == reference
+    station["book"](station["reading"], station["member"], shanghai(2026, 12, 5, 9), shanghai(2026, 12, 5, 10))
+    count()  # refreshes the changed day
+    assert count() == reference
+
+
+def test_a_space_no_longer_bookable_leaves_the_report_and_the_cache_follows(station, space):
+    space("reading-room", bookable=False)
+    report = cached_equals_live()
+    assert "reading-room" not in {s.slug for s, _ in report.by_space}
+    assert (report.total.bookings, report.total.hours) == (0, 0)
+
+
+def test_the_newest_bookings_deleted_with_their_audit_trail_are_noticed(station):
+    """Benchmarks delete what they booked last, audit events included (SQLite then reuses the ids).
+
+    The cache sees that the event it had read up to is gone and starts again. (Deleting older
+    bookings behind the services' back goes unnoticed: the cache must be cleared then.)
+    """
+    db.session.commit()  # a fresh snapshot: the cache was written on another connection
+    mark = db.session.scalar(select(UsageCacheState.audit_mark))
+    assert mark == db.session.scalar(select(func.max(AuditEvent.id)))
+    made_last = [station["dropped"].id, station["pending"].id]
+    db.session.execute(delete(AuditEvent).where(AuditEvent.booking_id.in_(made_last)))
+    db.session.execute(delete(OutgoingMail).where(OutgoingMail.booking_id.in_(made_last)))
+    db.session.execute(delete(Booking).where(Booking.id.in_(made_last)))
+    db.session.commit()
+    report = cached_equals_live()
+    assert (report.total.bookings, report.total.hours) == (1, 2)
+
+
+def test_a_cleared_cache_is_rebuilt(station):
+    db.session.execute(delete(UsageCacheState))
+    db.session.commit()
+    report = cached_equals_live()
+    assert (report.total.bookings, report.total.hours) == (2, 3)
+
+
+@pytest.fixture
+def all_night(make_space):
+    return make_space(opening_hours={str(d): [["00:00", "24:00"]] for d in range(7)}, max_advance_days=400)
+
+
+# Sunday 6 December 2026 22:00 to Monday 02:00 crosses the end of a local week;
+# Tuesday 8 December 22:00 to Wednesday 01:00 crosses only midnight.
+ACROSS = [
+    # first, last, {week: (bookings, hours)}
+    (date(2026, 12, 6), date(2026, 12, 6), {date(2026, 11, 30): (1, 2)}),  # cut at the range's end
+    (date(2026, 12, 7), date(2026, 12, 7), {date(2026, 12, 7): (0, 2)}),  # reaching in from before
+    (date(2026, 11, 30), date(2026, 12, 13), {date(2026, 11, 30): (1, 2), date(2026, 12, 7): (1, 5)}),
+    (date(2026, 12, 8), date(2026, 12, 8), {date(2026, 12, 7): (1, 2)}),
+    (date(2026, 12, 9), date(2026, 12, 9), {date(2026, 12, 7): (0, 1)}),
+    (date(2026, 12, 7), date(2026, 12, 9), {date(2026, 12, 7): (1, 5)}),  # 2 h reaching in, 3 h whole
+]
+
+
+@pytest.mark.parametrize(("first", "last", "weeks"), ACROSS)
+def test_bookings_across_midnight_and_week_ends_count_inside_the_range(all_night, member, book, first, last, weeks):
+    book(all_night, member, shanghai(2026, 12, 6, 22), shanghai(2026, 12, 7, 2))
+    book(all_night, member, shanghai(2026, 12, 8, 22), shanghai(2026, 12, 9, 1))
+    for cached in (True, False):
+        report = reports.usage(db.session, first=first, last=last, tz=TZ, cached=cached)
+        by_week = {week: (f.bookings, f.hours) for week, f in report.by_week}
+        assert by_week == weeks, cached
+        space = {s.id: f for s, f in report.by_space}[all_night.id]
+        assert space.hours == pytest.approx(sum(h for _, h in weeks.values()))
+        assert space.open_unit_hours == 24 * ((last - first).days + 1)
+
+
+def test_the_cache_rows_are_exact_microseconds(all_night, member, book):
+    book(all_night, member, shanghai(2026, 12, 1, 9), shanghai(2026, 12, 1, 10, 30))
+    reports.usage(db.session, first=FIRST, last=LAST, tz=TZ)
+    db.session.commit()  # a fresh snapshot: the cache was written on another connection
+    micros = db.session.scalar(
+        select(UsageCacheRow.micros).where(UsageCacheRow.kind == "s", UsageCacheRow.key == all_night.id)
+    )
+    assert micros == 90 * 60 * 1_000_000
+    week = db.session.scalar(
+        select(UsageCacheRow.micros).where(
+            UsageCacheRow.kind == "S", UsageCacheRow.key == all_night.id, UsageCacheRow.day == FIRST
+        )
+    )
+    assert week == micros
+    assert timedelta(microseconds=micros) == timedelta(hours=1, minutes=30)
