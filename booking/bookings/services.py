@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from booking.auth.models import User
 from booking.bookings.models import HOLDING, AuditEvent, Booking, Status
@@ -27,7 +28,7 @@ from booking.domain.check import ClosureSpan, Request, capacity_refusal, check_r
 from booking.domain.intervals import Interval, NaiveDatetimeError
 from booking.domain.refusals import Conflict, NaiveTime, NotBookable, Refusal
 from booking.domain.rules import MAX_SPAN
-from booking.spaces.models import Closure, Space
+from booking.spaces.models import Closure, Location, Space, rules_from
 
 
 class BookingRefused(Exception):
@@ -106,6 +107,26 @@ def _holds_stmt(*, excluding: bool) -> Any:
         b.end_at > bindparam("start", type_=UTCDateTime),
     )
     return stmt.where(b.id != bindparam("exclude")) if excluding else stmt
+
+
+@functools.cache
+def _space_row_stmt() -> Any:
+    space, location = Space.__table__, Location.__table__
+    return (
+        select(space, location.c.timezone)
+        .join_from(space, location, space.c.location_id == location.c.id)
+        .where(space.c.id == bindparam("space_id"))
+        .with_for_update(of=space)
+    )
+
+
+def lock_space_row(session: Session, space_id: int) -> Any:
+    """`lock_space` for the hot path: the space's columns and time zone as one Core row.
+
+    Everything a request is checked against (`rules_from`) is read here, under the lock,
+    without the ORM's loading; the row has the Space's column names as attributes.
+    """
+    return session.connection().execute(_space_row_stmt(), {"space_id": space_id}).one()
 
 
 def holds_in(session: Session, space_id: int, window: Interval, *, exclude: int | None = None) -> list[Hold]:
@@ -260,13 +281,43 @@ def new_booking(
         end_at=interval.end,
         status=Status.PENDING.value if pending else Status.CONFIRMED.value,
         title_public=title_public and space.titles_public,
-        exclusive=space.exclusive,
+        exclusive=space.capacity == 1,  # space may be a Space or a Core row of its table
         override_reason=override_reason,
         decided_by_id=None if pending else creator_id,
         decided_at=None if pending else now,
         created_at=now,
         updated_at=now,
     )
+
+
+@functools.cache
+def _booking_insert() -> tuple[Any, dict[str, Any]]:
+    table = Booking.__table__
+    defaults = {c.key: c.default.arg for c in table.columns if c.default is not None and c.default.is_scalar}
+    return insert(table).returning(table.c.id), defaults
+
+
+def insert_booking(session: Session, booking: Booking) -> Booking:
+    """INSERT a new booking with one prebuilt statement; the object joins the session as persistent.
+
+    The unit of work would cost as much as every other statement of a request together.
+    Every column is set on the object first (its defaults included), so reading one later
+    never goes back to the database.
+    """
+    stmt, defaults = _booking_insert()
+    values = {}
+    for column in Booking.__table__.columns:
+        if column.key == "id":
+            continue
+        value = getattr(booking, column.key)
+        if value is None and column.key in defaults:
+            value = defaults[column.key]
+            setattr(booking, column.key, value)
+        values[column.key] = value
+    booking.id = session.connection().execute(stmt, values).scalar_one()
+    make_transient_to_detached(booking)
+    session.add(booking)
+    return booking
 
 
 def request_booking(
@@ -303,10 +354,10 @@ def request_booking(
     creator_id = ctx.actor_id if ctx.actor_id is not None else requester_id
     staff_booking = ctx.actor_is_staff
     with write_transaction(session):
-        space = lock_space(session, space_id)
+        space = lock_space_row(session, space_id)
         if not space.bookable:
             raise BookingRefused(NotBookable())
-        rules = space.rules()
+        rules = rules_from(space, ZoneInfo(space.timezone))
         request = Request(interval=interval, units=units, attendees=attendees)
         holds = holds_in(session, space.id, interval)
         closures = closures_in(session, space, interval)
@@ -323,7 +374,8 @@ def request_booking(
             enforce_policy=not overriding,
         )
         if refusal is not None:
-            raise BookingRefused(with_nearest_free(session, space, refusal, request, ctx.now))
+            space_object = session.get_one(Space, space_id)  # a refusal may take its time
+            raise BookingRefused(with_nearest_free(session, space_object, refusal, request, ctx.now))
         overridden = policy_refusal(rules, request, now=ctx.now, future_bookings=future) if overriding else None
         needs_approval = rules.needs_approval(interval.duration) and not staff_booking
         booking = new_booking(
@@ -341,9 +393,8 @@ def request_booking(
             series_id=series_id,
             override_reason=override_reason.strip() if overridden is not None and override_reason else None,
         )
-        session.add(booking)
         try:
-            session.flush()
+            insert_booking(session, booking)
         except IntegrityError as exc:
             if not is_exclusion_violation(exc):
                 raise

@@ -98,32 +98,39 @@ class Space(Base):
         return self.capacity == 1
 
     def rules(self) -> SpaceRules:
-        def ranges(raw: list[list[str]]) -> tuple[TimeRange, ...]:
-            return tuple((parse_hhmm(a), parse_hhmm(b)) for a, b in raw)
-
-        return SpaceRules(
-            tz=self.location.tz,
-            capacity=self.capacity,
-            time_mode=TimeMode(self.time_mode),
-            grid_minutes=self.grid_minutes,
-            fixed_slots=ranges(self.fixed_slots or []),
-            opening_hours={int(day): ranges(spans) for day, spans in (self.opening_hours or {}).items()},
-            min_duration=timedelta(minutes=self.min_duration_minutes),
-            max_duration=timedelta(minutes=self.max_duration_minutes),
-            min_notice=timedelta(minutes=self.min_notice_minutes),
-            max_advance=timedelta(days=self.max_advance_days),
-            max_units_per_booking=self.max_units_per_booking,
-            max_future_bookings=self.max_future_bookings,
-            people_capacity=self.people_capacity,
-            approval=Approval(self.approval),
-            approval_over=(
-                timedelta(minutes=self.approval_over_minutes) if self.approval_over_minutes is not None else None
-            ),
-        )
+        return rules_from(self, self.location.tz)
 
     def rule_snapshot(self) -> dict[str, Any]:
         """The editable rules as plain data, for the audit trail's before → after."""
         return {column: getattr(self, column) for column in RULE_COLUMNS}
+
+
+def rules_from(space: Any, tz: ZoneInfo) -> SpaceRules:
+    """The rules of a space from anything with its columns as attributes: a Space, or a Core row
+    of the space table (the write path reads one under its lock, without the ORM)."""
+
+    def ranges(raw: list[list[str]]) -> tuple[TimeRange, ...]:
+        return tuple((parse_hhmm(a), parse_hhmm(b)) for a, b in raw)
+
+    return SpaceRules(
+        tz=tz,
+        capacity=space.capacity,
+        time_mode=TimeMode(space.time_mode),
+        grid_minutes=space.grid_minutes,
+        fixed_slots=ranges(space.fixed_slots or []),
+        opening_hours={int(day): ranges(spans) for day, spans in (space.opening_hours or {}).items()},
+        min_duration=timedelta(minutes=space.min_duration_minutes),
+        max_duration=timedelta(minutes=space.max_duration_minutes),
+        min_notice=timedelta(minutes=space.min_notice_minutes),
+        max_advance=timedelta(days=space.max_advance_days),
+        max_units_per_booking=space.max_units_per_booking,
+        max_future_bookings=space.max_future_bookings,
+        people_capacity=space.people_capacity,
+        approval=Approval(space.approval),
+        approval_over=(
+            timedelta(minutes=space.approval_over_minutes) if space.approval_over_minutes is not None else None
+        ),
+    )
 
 
 RULE_COLUMNS = (
