@@ -6,13 +6,22 @@ Serves the app with gunicorn (2 sync workers, the 1M-booking SQLite dataset of
 benchmarks/engine.py, built first if missing) and a bare Flask "hello" app, and loads
 each with wrk on 127.0.0.1. Targets (issue 3): the week page's throughput is at least
 15% of the bare app's, and its p99 latency is under 50 ms.
+
+The two target rows are what wrk is: a visitor who is not logged in (the page is shared
+and cached whole). A third row, for information, is the same page for a logged-in staff
+member (bench-staff@example.com, created by benchmarks/staff.py): their own session, the
+grid from the cache and the rest of the page rendered for them.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
+import re
 import sys
 import tempfile
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +35,26 @@ WEEK_PAGES = [
     ("week page, exclusive room", "/spaces/bench-room-001?date=2026-12-01"),
     ("week page, 20-seat space", "/spaces/bench-seats-081?date=2026-12-01"),
 ]
+
+
+STAFF = ("bench-staff@example.com", "bench-password")
+
+
+def login_cookie(base: str) -> str | None:
+    """A logged-in session cookie for the dataset's staff account, or None if it is missing."""
+    if not base.startswith("http://127.0.0.1:"):
+        sys.exit("loopback only")
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    form = opener.open(base + "/auth/login").read().decode()  # noqa: S310 - loopback http only
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form)
+    if token is None:
+        return None
+    data = urllib.parse.urlencode({"email": STAFF[0], "password": STAFF[1], "csrf_token": token.group(1)})
+    opener.open(base + "/auth/login", data.encode()).read()  # noqa: S310
+    cookies = {cookie.name: cookie.value for cookie in jar}
+    page = opener.open(base + "/bookings").geturl()  # noqa: S310 - a login page means it failed
+    return f"session={cookies['session']}" if "session" in cookies and "/auth/login" not in page else None
 
 
 def main() -> int:
@@ -48,6 +77,13 @@ def main() -> int:
         with gunicorn("wsgi:app", env=env) as base:
             for label, path in WEEK_PAGES:
                 rows.append((label, wrk(base + path, seconds=args.seconds, connections=args.connections)))
+            cookie = login_cookie(base)
+            if cookie is None:
+                print("no logged-in row: run benchmarks/staff.py --dataset ... once to create bench-staff")
+            else:
+                path = WEEK_PAGES[0][1]
+                load = wrk(base + path, seconds=args.seconds, connections=args.connections, headers={"Cookie": cookie})
+                rows.append(("(logged-in staff, same page)", load))
 
     print(f"\n{'':30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'of hello':>9}")
     ok = True
