@@ -15,9 +15,12 @@ made under earlier opening hours counts its full duration.
 
 The cache. A year of a busy station is hundreds of thousands of bookings: too many to
 group on every request. So the per-day figures (tables of booking.staff.models) are
-derived lazily, one local day at a time, by one INSERT … SELECT for the days a report needs
-and nobody has computed yet; a report then sums a few hundred rows per space. Nothing
-writes the cache but this module, and no booking write has to know about it:
+derived lazily, by one INSERT … SELECT for the days a report needs and nobody has computed
+yet (the range, and the MAX_SPAN days before it whose pieces may reach into it), and whole
+weeks are summed once more: a year's report reads about 52 rows per space and member unit,
+plus the days at either end, instead of every booking. The first report over a new range
+pays for grouping its bookings once. Nothing writes the cache but this module, and no
+booking write has to know about it:
 
 - Every booking change (request, approval, rejection, cancellation, expiry, closure) writes
   an audit event naming the booking, in the same transaction, while holding the space's
@@ -209,28 +212,40 @@ class Calendar:
         while monday <= last:
             mondays.append(monday)
             monday += timedelta(days=7)
+        # spaces with the same opening hours and closures have the same open hours: work them out once
+        profiles: dict[Any, tuple[dict[date, list[Interval]], list[tuple[date, float]]]] = {}
         for space in spaces:
-            rules, capacity = self.rules[space.id], space.capacity
-            cuts = self.cuts[space.id] = defaultdict(list)
-            for closure_space, cut in ordered:
-                if closure_space is None or closure_space == space.id:
-                    for day in closure_days[cut]:
-                        cuts[day].append(cut)
-            # the days a closure touches are worked out interval by interval, the rest by weekday
-            nominal = _nominal_hours(rules)
-            whole_week = sum(nominal.values())
-            corrections: dict[date, float] = defaultdict(float)
-            for day in cuts:
-                exact = sum(w.duration.total_seconds() for w in self.windows(space.id, day)) / 3600
-                corrections[monday_of(day)] += exact - nominal[day.weekday()]
+            rules = self.rules[space.id]
+            own = tuple(cut for closure_space, cut in ordered if closure_space == space.id)
+            profile = (rules.tz.key, tuple(sorted(rules.opening_hours.items())), own)
+            if profile not in profiles:
+                cuts: dict[date, list[Interval]] = defaultdict(list)
+                for closure_space, cut in ordered:
+                    if closure_space is None or closure_space == space.id:
+                        for day in closure_days[cut]:
+                            cuts[day].append(cut)
+                self.cuts[space.id] = cuts
+                # the days a closure touches are worked out interval by interval, the rest by weekday
+                nominal = _nominal_hours(rules)
+                whole_week = sum(nominal.values())
+                corrections: dict[date, float] = defaultdict(float)
+                for day in cuts:
+                    exact = sum(w.duration.total_seconds() for w in self.windows(space.id, day)) / 3600
+                    corrections[monday_of(day)] += exact - nominal[day.weekday()]
+                weekly = []
+                for monday in mondays:
+                    if first <= monday and monday + timedelta(days=6) <= last:
+                        hours = whole_week
+                    else:
+                        days = (monday + timedelta(days=n) for n in range(7))
+                        hours = sum(nominal[day.weekday()] for day in days if first <= day <= last)
+                    weekly.append((monday, hours + corrections.get(monday, 0.0)))
+                profiles[profile] = (cuts, weekly)
+            cuts, weekly = profiles[profile]
+            self.cuts[space.id] = cuts
             space_total = 0.0
-            for monday in mondays:
-                if first <= monday and monday + timedelta(days=6) <= last:
-                    hours = whole_week
-                else:
-                    days = (monday + timedelta(days=n) for n in range(7))
-                    hours = sum(nominal[day.weekday()] for day in days if first <= day <= last)
-                unit_hours = (hours + corrections.get(monday, 0.0)) * capacity
+            for monday, hours in weekly:
+                unit_hours = hours * space.capacity
                 self.by_week[monday] += unit_hours
                 space_total += unit_hours
             self.by_space[space.id] = space_total

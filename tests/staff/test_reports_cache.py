@@ -275,3 +275,38 @@ def test_the_cache_rows_are_exact_microseconds(all_night, member, book):
     )
     assert week == micros
     assert timedelta(microseconds=micros) == timedelta(hours=1, minutes=30)
+
+
+# Two spaces open 08:00-22:00 every day, capacity 1 and 3. Closures: the whole station on
+# Tuesday 8 December 12:00-14:00; space A all Wednesday 9 December; space B from Thursday
+# 10 December 20:00 to Friday 10:00 (2 h of each day).
+OPEN_HOURS = [
+    # first, last, open unit-hours of A, of B
+    (date(2026, 12, 7), date(2026, 12, 7), 14, 14 * 3),
+    (date(2026, 12, 8), date(2026, 12, 8), 12, 12 * 3),
+    (date(2026, 12, 9), date(2026, 12, 9), 0, 14 * 3),
+    (date(2026, 12, 10), date(2026, 12, 10), 14, 12 * 3),
+    (date(2026, 12, 11), date(2026, 12, 11), 14, 12 * 3),
+    (date(2026, 12, 7), date(2026, 12, 13), 7 * 14 - 2 - 14, (7 * 14 - 2 - 4) * 3),
+    (date(2026, 12, 1), date(2026, 12, 31), 31 * 14 - 2 - 14, (31 * 14 - 2 - 4) * 3),
+]
+
+
+@pytest.mark.parametrize(("first", "last", "open_a", "open_b"), OPEN_HOURS)
+def test_open_hours_by_weekday_less_closures(make_space, staff, now, first, last, open_a, open_b):
+    a, b = make_space(capacity=1), make_space(capacity=3)
+    ctx = services.context(staff, now=now)
+    closures = [
+        (None, shanghai(2026, 12, 8, 12), shanghai(2026, 12, 8, 14)),
+        (a.id, shanghai(2026, 12, 9), shanghai(2026, 12, 10)),
+        (b.id, shanghai(2026, 12, 10, 20), shanghai(2026, 12, 11, 10)),
+    ]
+    for space_id, start, end in closures:
+        services.close(
+            db.session, ctx, location_id=a.location_id, space_id=space_id, start=start, end=end, reason="检修"
+        )
+    for cached in (True, False):
+        report = reports.usage(db.session, first=first, last=last, tz=TZ, cached=cached)
+        per_space = {s.id: f.open_unit_hours for s, f in report.by_space}
+        assert (per_space[a.id], per_space[b.id]) == (pytest.approx(open_a), pytest.approx(open_b)), cached
+        assert sum(f.open_unit_hours for _, f in report.by_week) == pytest.approx(report.total.open_unit_hours)
