@@ -1,13 +1,15 @@
 """Feed benchmark: a personal staff feed of 1,000 events over HTTP, next to a bare Flask app.
 
-    .venv/bin/python benchmarks/feeds.py [--events 1000] [--duration 10] [--connections 16]
-                                         [--ratelimit-storage memory://]
+    flock /tmp/bench.lock .venv/bin/python benchmarks/feeds.py [--events 1000] [--duration 5]
+        [--rounds 3] [--connections 16] [--ratelimit-storage memory://]
 
 Builds a throw-away SQLite database (schema via create_all, the seed, 1,000
 confirmed bookings in the feed window for several members, one staff user with
-a feed token), then for each case starts gunicorn (2 sync workers, 127.0.0.1,
-a free port), checks the answer, runs `wrk` for --duration seconds at
---connections connections and stops the server:
+a feed token), starts four gunicorn servers (2 sync workers each, 127.0.0.1, free
+ports), checks each answer, then runs `wrk` for --duration seconds at --connections
+connections per case, --rounds times, each case right after a run of the hello app
+(other work on a shared machine drifts over minutes; each ratio compares two runs
+seconds apart). Medians over the rounds are reported. The cases:
 
   hello   a bare Flask app returning "hello" (the ceiling on this machine)
   cold    the staff feed with the render cache disabled: every request loads and renders 1,000 events
@@ -37,8 +39,11 @@ import tempfile
 import textwrap
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -152,14 +157,22 @@ def check(condition: bool, what: str) -> None:
         sys.exit(f"benchmark set-up failed: {what}")
 
 
-def describe(load: Load) -> str:
-    return f"p50 {load.p50_ms:.2f}ms" + (f", {load.errors} errors" if load.errors else "")
+@dataclass
+class Case:
+    name: str
+    server: str  # which of the servers below answers it
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    events: int = 0  # rendered per request (cold only)
+    loads: list[Load] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)  # to the hello run just before, same round
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per case and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--ratelimit-storage", default="memory://", help="Flask-Limiter storage URI")
     args = parser.parse_args()
@@ -171,70 +184,97 @@ def main() -> None:
         token = build_database(workdir, args.events)
         write_app(workdir)
         path = f"/feeds/{token}.ics"
-        results: list[tuple[str, float, float | None, str]] = []
-
-        with gunicorn("benchmarks.hello:app", cwd=ROOT) as base:
-            check(get(base + "/")[2] == b"hello", "hello app answers")
-            hello_load = wrk(base + "/", seconds=args.duration, connections=args.connections)
-            results.append(("hello (bare Flask)", hello_load.requests_per_second, None, describe(hello_load)))
-        hello = results[0][1]
-
-        with gunicorn("feeds_app:app", env=_env(workdir, 0), cwd=workdir) as base:
-            status, _, body = get(base + path)
-            count = body.count(b"BEGIN:VEVENT")
-            check(status == 200 and count == args.events, f"cold feed: {status}, {count} events")
-            cold = wrk(base + path, seconds=args.duration, connections=args.connections)
-            rps = cold.requests_per_second
-            results.append((f"cold render ({count} events, {len(body) // 1024} KiB)", rps, rps * count, describe(cold)))
-
-        gz = {"Accept-Encoding": "gzip"}
-        with gunicorn("feeds_app:app", env=_env(workdir, 256, args.ratelimit_storage), cwd=workdir) as base:
-            status, headers, body = get(base + path)
-            check(status == 200 and headers.get("Content-Encoding") is None, f"cached feed: {status}")
-            check("X-RateLimit-Limit" in headers, "the feed's rate limit is counted")
-            etag = headers["ETag"]
-            check(get(base + path, {"If-None-Match": etag})[0] == 304, "304 on If-None-Match")
-            status, headers, packed = get(base + path, gz)
-            check(status == 200 and headers.get("Content-Encoding") == "gzip", f"gzip feed: {status}")
-            check(gzip.decompress(packed) == body, "the gzip body is the plain body")
-            gz_etag = headers["ETag"]
-            check(get(base + path, {**gz, "If-None-Match": gz_etag})[0] == 304, "304 on If-None-Match, gzip")
-            size = f"{len(body) // 1024} KiB"
-            for name, extra in (
-                (f"cached 200 plain ({size})", {}),
-                (f"cached 200 gzip ({len(packed) // 1024} KiB)", gz),
-                ("304 plain (If-None-Match)", {"If-None-Match": etag}),
-                ("304 gzip (If-None-Match)", {**gz, "If-None-Match": gz_etag}),
-            ):
-                load = wrk(base + path, seconds=args.duration, connections=args.connections, headers=extra)
-                results.append((name, load.requests_per_second, None, describe(load)))
-
-        flask_env = _env(workdir, 256, args.ratelimit_storage, fast_path=False)
-        with gunicorn("feeds_app:app", env=flask_env, cwd=workdir) as base:
-            check(get(base + path)[0] == 200, "cached feed through Flask")
-            for name, extra in (
-                (f"Flask path: cached 200 plain ({size})", {}),
-                ("Flask path: 304 plain", {"If-None-Match": etag}),
-            ):
-                load = wrk(base + path, seconds=args.duration, connections=args.connections, headers=extra)
-                results.append((name, load.requests_per_second, None, describe(load)))
-
-        print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs · gunicorn -w 2 · SQLite")
-        print(f"wrk -t2 -c{args.connections} -d{args.duration}s, 127.0.0.1")
-        print(f"feed rate limit counted on every request in {args.ratelimit_storage} ({RATE_LIMIT})\n")
-        print(f"{'case':<40} {'req/s':>9} {'events/s':>10} {'vs hello':>9}  target  notes")
-        for name, rps, events_per_s, note in results:
-            ratio = rps / hello
-            if name.startswith("cold"):
-                target = "PASS" if (events_per_s or 0) >= 4000 else "MISS"
-            elif name.startswith(("hello", "Flask path")):
-                target = "  - "  # the ceiling, and the old path shown for comparison
-            else:
-                target = "PASS" if ratio >= 0.5 else "MISS"
-            eps = f"{events_per_s:,.0f}" if events_per_s else "-"
-            print(f"{name:<40} {rps:>9,.0f} {eps:>10} {ratio:>8.0%}  {target:>6}  {note}")
+        storage = args.ratelimit_storage
+        with ExitStack() as servers:
+            base = {
+                "hello": servers.enter_context(gunicorn("benchmarks.hello:app", cwd=ROOT)),
+                "cold": servers.enter_context(gunicorn("feeds_app:app", env=_env(workdir, 0, storage), cwd=workdir)),
+                "fast": servers.enter_context(gunicorn("feeds_app:app", env=_env(workdir, 256, storage), cwd=workdir)),
+                "flask": servers.enter_context(
+                    gunicorn("feeds_app:app", env=_env(workdir, 256, storage, fast_path=False), cwd=workdir)
+                ),
+            }
+            cases = check_and_plan(base, path, args.events)
+            for _ in range(args.rounds):
+                # hello before each case: the machine is shared, so each ratio compares two
+                # runs seconds apart rather than one hello run with a case minutes later
+                for case in cases:
+                    hello = wrk(base["hello"] + "/", seconds=args.duration, connections=args.connections)
+                    load = wrk(
+                        base[case.server] + case.path,
+                        seconds=args.duration,
+                        connections=args.connections,
+                        headers=case.headers,
+                    )
+                    case.loads.append(load)
+                    case.ratios.append(load.requests_per_second / hello.requests_per_second)
+                    hellos.append(hello)
+        report(args, cases)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+hellos: list[Load] = []
+
+
+def check_and_plan(base: dict[str, str], path: str, events: int) -> list[Case]:
+    """Check every server answers as the case expects; the cases in the order they run."""
+    check(get(base["hello"] + "/")[2] == b"hello", "hello app answers")
+    status, _, body = get(base["cold"] + path)
+    count = body.count(b"BEGIN:VEVENT")
+    check(status == 200 and count == events, f"cold feed: {status}, {count} events")
+    fast = base["fast"] + path
+    status, headers, body = get(fast)
+    check(status == 200 and headers.get("Content-Encoding") is None, f"cached feed: {status}")
+    check("X-RateLimit-Limit" in headers, "the feed's rate limit is counted")
+    etag = headers["ETag"]
+    check(get(fast, {"If-None-Match": etag})[0] == 304, "304 on If-None-Match")
+    gz = {"Accept-Encoding": "gzip"}
+    status, headers, packed = get(fast, gz)
+    check(status == 200 and headers.get("Content-Encoding") == "gzip", f"gzip feed: {status}")
+    check(gzip.decompress(packed) == body, "the gzip body is the plain body")
+    gz_etag = headers["ETag"]
+    check(get(fast, {**gz, "If-None-Match": gz_etag})[0] == 304, "304 on If-None-Match, gzip")
+    status, headers, flask_body = get(base["flask"] + path)
+    check(status == 200 and flask_body == body and "X-RateLimit-Limit" in headers, "cached feed through Flask")
+    size = f"{len(body) // 1024} KiB"
+    return [
+        Case(f"cold render ({count} events, {size})", "cold", path, events=count),
+        Case(f"cached 200 plain ({size})", "fast", path),
+        Case(f"cached 200 gzip ({len(packed) // 1024} KiB)", "fast", path, gz),
+        Case("304 plain (If-None-Match)", "fast", path, {"If-None-Match": etag}),
+        Case("304 gzip (If-None-Match)", "fast", path, {**gz, "If-None-Match": gz_etag}),
+        Case(f"Flask path: cached 200 plain ({size})", "flask", path),
+        Case("Flask path: 304 plain", "flask", path, {"If-None-Match": etag}),
+    ]
+
+
+def report(args: argparse.Namespace, cases: list[Case]) -> None:
+    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs · gunicorn -w 2 · SQLite")
+    print(f"wrk -t2 -c{args.connections} -d{args.duration}s, 127.0.0.1; {args.rounds} rounds, each case right after a")
+    print("hello run; figures are medians over the rounds, 'vs hello' the median of the per-round ratios")
+    print(f"feed rate limit counted on every request in {args.ratelimit_storage} ({RATE_LIMIT})\n")
+    rps = [h.requests_per_second for h in hellos]
+    print(
+        f"hello (bare Flask): median {median(rps):,.0f} req/s, min {min(rps):,.0f}, max {max(rps):,.0f}, "
+        f"p50 {median(h.p50_ms for h in hellos):.2f}ms\n"
+    )
+    print(f"{'case':<40} {'req/s':>9} {'events/s':>10} {'vs hello':>9}  target  notes")
+    for case in cases:
+        per_second = median(load.requests_per_second for load in case.loads)
+        ratio = median(case.ratios)
+        events = per_second * case.events
+        if case.events:
+            target = "PASS" if events >= 4000 else "MISS"
+        elif case.server == "flask":
+            target = "  - "  # the old path, for comparison
+        else:
+            target = "PASS" if ratio >= 0.5 else "MISS"
+        errors = sum(load.errors for load in case.loads)
+        note = f"p50 {median(load.p50_ms for load in case.loads):.2f}ms" + (f", {errors} errors" if errors else "")
+        note += "; rounds " + " ".join(f"{r:.0%}" for r in case.ratios)
+        shown = f"{events:,.0f}" if case.events else "-"
+        print(f"{case.name:<40} {per_second:>9,.0f} {shown:>10} {ratio:>8.0%}  {target:>6}  {note}")
 
 
 if __name__ == "__main__":

@@ -612,10 +612,10 @@ def _second_pass(value: datetime | date, zone: ZoneInfo) -> bool:
     return bool(local.fold) and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
-@pytest.mark.parametrize("length", [1, 73, 74, 75, 76, 150])
-@pytest.mark.parametrize("text", ["a", "\\", "中", "a,b;c\\", "é"])
-def test_serializer_short_cut_is_icalendars_folding_byte_for_byte(length: int, text: str) -> None:
-    """ical._to_ical skips folding for short ASCII lines; whatever the line, the bytes are to_ical()'s."""
+@pytest.mark.parametrize("octets", [1, 73, 74, 75, 76, 149, 150, 151])
+@pytest.mark.parametrize("char", ["a", "\\", "中", "é", "🎉", ",", "^"])
+def test_serializer_is_icalendars_to_ical_byte_for_byte(octets: int, char: str) -> None:
+    """ical._to_ical folds only lines over 74 octets; around that limit and its multiples the bytes are to_ical()'s."""
     from icalendar import Event
 
     from booking.feeds import ical
@@ -623,11 +623,14 @@ def test_serializer_short_cut_is_icalendars_folding_byte_for_byte(length: int, t
     cal = Calendar()
     cal.add("prodid", "-//test//")
     event = Event()
-    value = (text * length)[:length]
-    event.add("summary", value)
-    event.add("description", "x" * (length - len("DESCRIPTION:")) if length > 12 else "x")
-    event.add("location", value + "\n" + value)
+    width = 2 if char in ",\\" else len(char.encode())  # "," and "\\" are escaped in TEXT: two octets
+    room = max(octets - len("SUMMARY:"), width)
+    event.add("summary", "x" * (room - width) + char)  # a line of `octets` octets ending in `char`
+    event.add("location", char * octets)
+    event.add("description", char * octets + "\n" + char)
     cal.add_component(event)
+    if 9 < octets < 75:
+        assert any(len(line) == octets for line in cal.to_ical().split(b"\r\n"))
     assert ical._to_ical(cal) == cal.to_ical()
 
 
