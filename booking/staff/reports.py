@@ -82,6 +82,8 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql.elements import ColumnElement
@@ -536,7 +538,10 @@ def _write(
                 writer.execute(delete(r))
                 writer.execute(delete(p))
                 if stored is None:
-                    writer.execute(insert(s).values(id=1, shape=shape, **mark_values))
+                    # two first reports at once: the later one waits for the earlier's row, then adds none
+                    # and fills only the days the earlier one left out
+                    first_state = (pg_insert if dialect == "postgresql" else sqlite_insert)(s)
+                    writer.execute(first_state.values(id=1, shape=shape, **mark_values).on_conflict_do_nothing())
                 else:
                     writer.execute(update(s).where(s.id == 1).values(shape=shape, **mark_values))
             else:

@@ -20,6 +20,7 @@ from booking.bookings.models import AuditEvent, Booking, OutgoingMail
 from booking.extensions import db
 from booking.staff import reports
 from booking.staff.models import UsageCacheRow, UsageCacheState
+from tests.bookings.test_concurrency import run_together
 from tests.conftest import shanghai
 from tests.staff.conftest import TZ
 
@@ -310,3 +311,27 @@ def test_open_hours_by_weekday_less_closures(make_space, staff, now, first, last
         per_space = {s.id: f.open_unit_hours for s, f in report.by_space}
         assert (per_space[a.id], per_space[b.id]) == (pytest.approx(open_a), pytest.approx(open_b)), cached
         assert sum(f.open_unit_hours for _, f in report.by_week) == pytest.approx(report.total.open_unit_hours)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(3))
+def test_reports_and_booking_writes_at_the_same_moment(app, station, round_):
+    """Two reports filling the cache while a booking is made and another cancelled: no error,
+    and the next report shows both changes."""
+    db.session.execute(delete(UsageCacheState))  # both reports start from nothing
+    db.session.commit()
+    member, reading, book, now = station["member"], station["reading"], station["book"], station["now"]
+    member_id, dropped = member.id, station["dropped"].id
+
+    def report() -> dict[str, tuple[Any, ...]]:
+        return figures(reports.usage(db.session, first=FIRST, last=LAST, tz=TZ))
+
+    def write() -> None:
+        requester = db.session.get(services.User, member_id)
+        book(reading, requester, shanghai(2026, 12, 12, 9), shanghai(2026, 12, 12, 10))
+        services.cancel(db.session, services.context(requester, now=now), dropped)
+
+    results = run_together(app, [report, report, write])
+    assert not [r for r in results if isinstance(r, Exception)], results
+    after = cached_equals_live()
+    assert (after.total.bookings, after.total.hours, after.total.cancellations) == (2, 3, 1)
