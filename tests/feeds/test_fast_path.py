@@ -324,3 +324,21 @@ def test_the_fast_path_reads_what_the_view_reads(app: Flask, member: User, staff
         assert raw.changed_at.tzinfo is not None
     with app.app_context():
         assert fast._HeadQuery(db.engine, views._user_head_stmt()).run("0" * 64) is None
+
+
+@pytest.mark.parametrize("url", ["/feeds/spaces/meeting-room.ics", "/feeds/spaces/meeting-room/freebusy.ics"])
+def test_public_feeds_are_gzipped_only_when_asked(app: Flask, feed: str, url: str, answered: list[bool]) -> None:
+    plain = get(app, url, fast_path=True)
+    packed = get(app, url, fast_path=True, headers={"Accept-Encoding": "gzip"})
+    assert answered == []  # public feeds are Flask's: the fast path only serves personal ones
+    assert plain.headers.get("Content-Encoding") is None
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.data) == plain.data
+    assert plain.headers["ETag"] != packed.headers["ETag"]
+    assert plain.headers["Cache-Control"] == packed.headers["Cache-Control"] == "public, no-cache"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    revalidated = get(
+        app, url, fast_path=True, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]}
+    )
+    assert revalidated.status_code == 304
+    assert "Content-Encoding" not in revalidated.headers
