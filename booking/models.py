@@ -3,6 +3,7 @@
 from booking.auth.models import Organisation, User
 from booking.bookings.models import AuditEvent, Booking, OutgoingMail, Series, Status
 from booking.spaces.models import Closure, Location, Space
+from booking.staff.models import UsageCachePiece, UsageCacheRow, UsageCacheState
 
 __all__ = [
     "AuditEvent",
@@ -14,5 +15,8 @@ __all__ = [
     "Series",
     "Space",
     "Status",
+    "UsageCachePiece",
+    "UsageCacheRow",
+    "UsageCacheState",
     "User",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -100,3 +101,38 @@ def test_backup_copies_and_refuses_to_overwrite(runner, tmp_path, member):
     assert "--force" in again.output
     forced = runner.invoke(args=["booking", "backup", str(target), "--force"])
     assert forced.exit_code == 0
+
+
+def test_refresh_usage_has_the_report_figures_ready(runner, space, member):
+    from booking.bookings import services
+    from booking.db import utcnow
+    from booking.staff.models import UsageCacheRow
+    from tests.conftest import shanghai
+
+    today = utcnow().astimezone(shanghai(2026, 1, 1, 0).tzinfo).date()
+    yesterday = today - timedelta(days=1)
+    room = space("meeting-room", opening_hours={str(d): [["08:00", "22:00"]] for d in range(7)})
+    start = shanghai(yesterday.year, yesterday.month, yesterday.day, 10)
+    # booked last week for yesterday, so the past booking went through the real rules
+    services.request_booking(
+        db.session,
+        services.context(member, now=start - timedelta(days=7)),
+        space_id=room.id,
+        requester=member,
+        start=start,
+        end=start + timedelta(hours=1),
+        title="周例会",
+    )
+
+    result = runner.invoke(args=["booking", "refresh-usage", "--days", "30"])
+
+    assert result.exit_code == 0, result.output
+    assert f"usage figures ready for {today - timedelta(days=29)} to {today}: 1 bookings" in result.output
+    ready = set(db.session.scalars(select(UsageCacheRow.day).where(UsageCacheRow.kind == "d")))
+    assert {today - timedelta(days=n) for n in range(30)} <= ready
+    assert (
+        db.session.scalar(
+            select(UsageCacheRow.bookings).where(UsageCacheRow.kind == "d", UsageCacheRow.day == yesterday)
+        )
+        == 1
+    )
