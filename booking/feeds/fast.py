@@ -18,7 +18,17 @@ inside ProxyFix and in front of Flask, and for ``GET``/``HEAD /feeds/<token>.ics
 Everything else falls through to Flask untouched and uncounted: a miss, an unknown or
 deactivated token (the same 404 as ever), a breached rate limit (Flask-Limiter answers
 the 429), a request with cookies, a query string or If-Match/If-Unmodified-Since/Range
-headers, and any error. Nothing is logged here, so no token can reach a log.
+headers, an app with TRUSTED_HOSTS set, and any error. (The limit is counted only
+once the fast path knows it can answer, so a client over its limit costs one indexed
+query here before Flask-Limiter refuses it.) Nothing is logged here but
+"the fast path failed" (never the path), so no token can reach a log.
+
+What it reproduces of the Flask pipeline, and so what must change with it: the view's
+headers (views._serve and werkzeug's make_conditional), web.security_headers (CSP,
+nosniff, HSTS over https), Flask-Limiter's counting and X-RateLimit headers, and the
+"Vary: Cookie" the session adds because Flask-Login reads it. A new app-wide
+before_request or after_request hook is not run here: the byte-for-byte tests fail on
+a new header, and a hook that must also guard feeds has to be added here too.
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+from flask_limiter.constants import HeaderNames
 from limits import RateLimitItem, parse_many
+from limits.strategies import FixedWindowRateLimiter
 from werkzeug.http import http_date, is_resource_modified, quote_etag
 
 from booking.auth.models import hash_token
@@ -71,6 +83,7 @@ class FeedFastPath:
             and _PATH.fullmatch(environ.get("PATH_INFO", ""))
             and self.app.config.get("FEED_FAST_PATH", True)
             and not any(environ.get(name) for name in _TO_FLASK)
+            and not self.app.config.get("TRUSTED_HOSTS")  # Flask checks the Host header then
         ):
             try:
                 answer = self._answer(environ)
@@ -165,27 +178,42 @@ class FeedFastPath:
             return []  # (the limiter is one object per process; the config says whether it hooked this app)
         items = self._limit_items(views.feed_limit_of(config))
         key = [environ.get("REMOTE_ADDR") or "127.0.0.1", _ENDPOINT]
-        if prefix := config.get("RATELIMIT_KEY_PREFIX", ""):
+        # Flask-Limiter's settings as it applies them (it keeps the first app's prefix,
+        # header switch and names: one object per process), not re-read from the config
+        if prefix := getattr(limiter, "_key_prefix", ""):
             key = [prefix, *key]
         strategy = limiter.limiter
+        counted: list[int] = []
         for item in items:
-            if not strategy.hit(item, *key):
+            if type(strategy) is FixedWindowRateLimiter:
+                # its hit() itself, keeping the count: the headers then need one storage
+                # call less (a Redis round trip in production), and read what it wrote
+                count = strategy.storage.incr(item.key_for(*key), item.get_expiry(), amount=1)
+                if count > item.amount:
+                    return None
+                counted.append(count)
+            elif not strategy.hit(item, *key):
                 return None
-        if not items or not config.get("RATELIMIT_HEADERS_ENABLED", False):
+        if not items or not getattr(limiter, "_headers_enabled", False):
             return []
         shown = items[0]
-        reset_time, remaining = strategy.get_window_stats(shown, *key)
+        if counted:
+            reset_time = strategy.storage.get_expiry(shown.key_for(*key))
+            remaining = max(0, shown.amount - counted[0])
+        else:
+            reset_time, remaining = strategy.get_window_stats(shown, *key)
         reset_at = int(reset_time + 1)
+        names = getattr(limiter, "_header_mapping", {})
         retry_after = (
             http_date(reset_at)
-            if config.get("RATELIMIT_HEADER_RETRY_AFTER_VALUE") == "http-date"
+            if getattr(limiter, "_retry_after", None) == "http-date"
             else str(int(reset_at - time.time()))
         )
         return [
-            (config.get("RATELIMIT_HEADER_LIMIT", "X-RateLimit-Limit"), str(shown.amount)),
-            (config.get("RATELIMIT_HEADER_REMAINING", "X-RateLimit-Remaining"), str(remaining)),
-            (config.get("RATELIMIT_HEADER_RESET", "X-RateLimit-Reset"), str(reset_at)),
-            (config.get("RATELIMIT_HEADER_RETRY_AFTER", "Retry-After"), retry_after),
+            (names.get(HeaderNames.LIMIT, HeaderNames.LIMIT.value), str(shown.amount)),
+            (names.get(HeaderNames.REMAINING, HeaderNames.REMAINING.value), str(remaining)),
+            (names.get(HeaderNames.RESET, HeaderNames.RESET.value), str(reset_at)),
+            (names.get(HeaderNames.RETRY_AFTER, HeaderNames.RETRY_AFTER.value), retry_after),
         ]
 
     def _limit_items(self, spec: str) -> list[RateLimitItem]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+import secrets
+import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -24,7 +26,7 @@ from booking.auth.models import User
 from booking.extensions import db
 from booking.feeds import fast, views
 from booking.feeds.cache import feed_cache
-from tests.conftest import IsolatedClient, shanghai
+from tests.conftest import IsolatedClient, require, shanghai
 
 MOVING = {"Date", "Retry-After", "X-RateLimit-Remaining"}
 
@@ -49,8 +51,7 @@ def answered(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return seen
 
 
-@pytest.fixture
-def limited(app: Flask) -> Iterator[Flask]:
+def limited_app(app: Flask, **config: Any) -> Flask:
     """The same database behind an app whose feed rate limit is on, as in production."""
     other = create_app(
         {
@@ -61,9 +62,16 @@ def limited(app: Flask) -> Iterator[Flask]:
             "FEED_RATE_LIMIT": "1000 per minute",
             "SERVER_NAME": "station.test",
             "BOOKING_HOST": "station.test",
+            **config,
         }
     )
     other.test_client_class = IsolatedClient
+    return other
+
+
+@pytest.fixture
+def limited(app: Flask) -> Iterator[Flask]:
+    other = limited_app(app)
     yield other
     with other.app_context():
         db.engine.dispose()
@@ -226,6 +234,7 @@ def test_misses_unknown_and_dead_tokens_go_through_flask(
         ("if-match", {"headers": {"If-Match": "*"}}),
         ("range", {"headers": {"Range": "bytes=0-10"}}),
         ("post", {"method": "POST"}),
+        ("trusted-hosts", {"config": {"TRUSTED_HOSTS": ["elsewhere.test"]}}),
     ],
 )
 def test_anything_unusual_goes_through_flask(
@@ -233,28 +242,62 @@ def test_anything_unusual_goes_through_flask(
 ) -> None:
     get(app, feed, fast_path=False)  # cached
     method = kwargs.pop("method", "GET")
+    app.config.update(kwargs.pop("config", {}))
     through_fast = get(app, feed, fast_path=True, method=method, **kwargs)
     through_flask = get(app, feed, fast_path=False, method=method, **kwargs)
     assert answered == []
     assert comparable(through_fast) == comparable(through_flask)
 
 
-def test_rate_limit_counts_both_paths_in_one_bucket(limited: Flask, feed: str, answered: list[bool]) -> None:
-    limited.config["FEED_RATE_LIMIT"] = "5 per minute"
-    remaining = []
-    for fast_path, method in ((False, "GET"), (True, "GET"), (True, "HEAD"), (False, "GET"), (True, "GET")):
-        response = get(limited, feed, fast_path=fast_path, method=method)
-        assert response.status_code == 200
-        assert response.headers["X-RateLimit-Limit"] == "5"
-        remaining.append(int(response.headers["X-RateLimit-Remaining"]))
-    assert remaining == [4, 3, 2, 1, 0]
-    assert answered == [True, True, True]
-    for fast_path in (True, False):
-        refused = get(limited, feed, fast_path=fast_path)
-        assert refused.status_code == 429
-        assert refused.headers["X-RateLimit-Remaining"] == "0"
-        assert "Retry-After" in refused.headers
-    assert answered == [True, True, True, False]  # the breach is Flask-Limiter's own 429
+def redis_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("storage", "strategy"),
+    [
+        ("memory://", "fixed-window"),
+        ("memory://", "moving-window"),
+        ("memory://", "sliding-window-counter"),
+        ("redis://127.0.0.1:6379", "fixed-window"),
+    ],
+)
+def test_rate_limit_counts_both_paths_in_one_bucket(
+    app: Flask, feed: str, answered: list[bool], storage: str, strategy: str
+) -> None:
+    if storage.startswith("redis"):
+        require(redis_reachable(), "Redis on 127.0.0.1:6379 (production's rate-limit storage)")
+    limited = limited_app(
+        app,
+        RATELIMIT_STORAGE_URI=storage,
+        RATELIMIT_STRATEGY=strategy,
+        FEED_RATE_LIMIT="5 per minute",
+    )
+    # a client of its own, so a shared Redis holds no count from an earlier run
+    octets = secrets.token_bytes(3)
+    client = {"REMOTE_ADDR": f"10.{octets[0]}.{octets[1]}.{octets[2]}"}
+    try:
+        remaining = []
+        for fast_path, method in ((False, "GET"), (True, "GET"), (True, "HEAD"), (False, "GET"), (True, "GET")):
+            response = get(limited, feed, fast_path=fast_path, method=method, environ_base=client)
+            assert response.status_code == 200
+            assert response.headers["X-RateLimit-Limit"] == "5"
+            remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+        assert remaining == [4, 3, 2, 1, 0]
+        assert answered == [True, True, True]
+        for fast_path in (True, False):
+            refused = get(limited, feed, fast_path=fast_path, environ_base=client)
+            assert refused.status_code == 429
+            assert refused.headers["X-RateLimit-Remaining"] == "0"
+            assert "Retry-After" in refused.headers
+        assert answered == [True, True, True, False]  # the breach is Flask-Limiter's own 429
+    finally:
+        with limited.app_context():
+            db.engine.dispose()
 
 
 def test_the_limit_is_per_client_address(limited: Flask, feed: str) -> None:
