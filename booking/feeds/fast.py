@@ -76,6 +76,7 @@ class FeedFastPath:
         self._query: _HeadQuery | None = None
         self._limits: tuple[str, list[RateLimitItem]] = ("", [])
         self._date: tuple[int, str] = (0, "")
+        self._window_ends: dict[str, float] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if (
@@ -198,7 +199,7 @@ class FeedFastPath:
             return []
         shown = items[0]
         if counted:
-            reset_time = strategy.storage.get_expiry(shown.key_for(*key))
+            reset_time = self._window_end(strategy, shown.key_for(*key), first=counted[0] == 1)
             remaining = max(0, shown.amount - counted[0])
         else:
             reset_time, remaining = strategy.get_window_stats(shown, *key)
@@ -215,6 +216,23 @@ class FeedFastPath:
             (names.get(HeaderNames.RESET, HeaderNames.RESET.value), str(reset_at)),
             (names.get(HeaderNames.RETRY_AFTER, HeaderNames.RETRY_AFTER.value), retry_after),
         ]
+
+    def _window_end(self, strategy: FixedWindowRateLimiter, key: str, *, first: bool) -> float:
+        """When the client's fixed window ends (X-RateLimit-Reset), asked of the storage once per window.
+
+        A fixed window's expiry is set when its first hit creates it and never moves, so
+        the answer holds until then: later requests in the window need no second storage
+        call (a Redis round trip). A new window (this worker's first hit, or the old end
+        passed) is asked again. Only this header reads it; the count decides the limit.
+        """
+        now = time.time()
+        end = self._window_ends.get(key)
+        if first or end is None or end <= now:
+            end = strategy.storage.get_expiry(key)
+            if len(self._window_ends) >= 4096:
+                self._window_ends = {k: v for k, v in self._window_ends.items() if v > now}
+            self._window_ends[key] = end
+        return end
 
     def _limit_items(self, spec: str) -> list[RateLimitItem]:
         if self._limits[0] != spec:
