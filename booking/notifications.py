@@ -96,8 +96,11 @@ def queue_booking_mail(
         for message in messages
     ]
     table = OutgoingMail.__table__
-    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    ids = list(session.connection().execute(stmt, rows).scalars())
+    conn = session.connection()
+    if len(rows) == 1:  # the usual case: one plain INSERT, not the executemany machinery
+        ids = [conn.execute(insert(table).returning(table.c.id), rows[0]).scalar_one()]
+    else:
+        ids = list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
     if send_after_commit:
         mail.schedule(session, ids)
     return ids

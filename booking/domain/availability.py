@@ -72,8 +72,7 @@ def availability(
         if whole_days and not rules.is_open_day(day):
             result.append(Day(day=day, cells=()))
             continue
-        for cell in rules.slots_on(day):
-            cell_start, cell_end = cell.start.timestamp(), cell.end.timestamp()
+        for cell, cell_start, cell_end in rules.timed_slots_on(day):
             # holds are sorted by start: skip the finished ones at the front for good
             while cursor < count and spans[cursor][1] <= cell_start:
                 cursor += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,23 +117,16 @@ class SpaceRules:
 
     def slots_on(self, day: date) -> list[Interval]:
         """Bookable cells of a day: fixed slots, grid cells, or the whole day, inside opening hours."""
-        if self.time_mode is TimeMode.WHOLE_DAYS:
-            return [Interval(local_midnight(day, self.tz), local_midnight(day + timedelta(days=1), self.tz))]
-        opening = self.opening_on(day)
-        if self.time_mode is TimeMode.FIXED_SLOTS:
-            # in time order, whatever order staff listed them in: availability sweeps cells in order
-            slots = sorted(_range_on(day, span, self.tz) for span in self.fixed_slots)
-            return [slot for slot in slots if any(o.contains(slot) for o in opening)]
-        step = timedelta(minutes=self.grid_minutes)
-        cells: list[Interval] = []
-        for window in merge(opening):
-            # the first grid line at or after opening: 08:30 on an hourly grid offers 09:00
-            local = window.start.astimezone(self.tz)
-            start = window.start + timedelta(minutes=-(local.hour * 60 + local.minute) % self.grid_minutes)
-            while start + step <= window.end:
-                cells.append(Interval(start, start + step))
-                start += step
-        return cells
+        return [cell for cell, _, _ in self.timed_slots_on(day)]
+
+    def timed_slots_on(self, day: date) -> tuple[tuple[Interval, float, float], ...]:
+        """The day's cells with their start and end in POSIX seconds, worked out once per shape.
+
+        A week page asks for seven days of cells on every request; they depend only on the
+        day and on these few rules, and Intervals are immutable, so they are shared.
+        """
+        opening = self.opening_hours.get(day.weekday(), ())
+        return _day_cells(self.tz, self.time_mode, self.grid_minutes, self.fixed_slots, tuple(opening), day)
 
     def needs_approval(self, duration: timedelta) -> bool:
         if self.approval is Approval.ALWAYS:
@@ -140,3 +134,33 @@ class SpaceRules:
         if self.approval is Approval.OVER_DURATION and self.approval_over is not None:
             return duration > self.approval_over
         return False
+
+
+@functools.lru_cache(maxsize=8192)
+def _day_cells(
+    tz: ZoneInfo,
+    mode: TimeMode,
+    grid_minutes: int,
+    fixed_slots: tuple[TimeRange, ...],
+    opening_hours: tuple[TimeRange, ...],
+    day: date,
+) -> tuple[tuple[Interval, float, float], ...]:
+    cells: list[Interval] = []
+    if mode is TimeMode.WHOLE_DAYS:
+        cells.append(Interval(local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)))
+    else:
+        opening = [_range_on(day, span, tz) for span in opening_hours]
+        if mode is TimeMode.FIXED_SLOTS:
+            # in time order, whatever order staff listed them in: availability sweeps cells in order
+            slots = sorted(_range_on(day, span, tz) for span in fixed_slots)
+            cells.extend(slot for slot in slots if any(o.contains(slot) for o in opening))
+        else:
+            step = timedelta(minutes=grid_minutes)
+            for window in merge(opening):
+                # the first grid line at or after opening: 08:30 on an hourly grid offers 09:00
+                local = window.start.astimezone(tz)
+                start = window.start + timedelta(minutes=-(local.hour * 60 + local.minute) % grid_minutes)
+                while start + step <= window.end:
+                    cells.append(Interval(start, start + step))
+                    start += step
+    return tuple((cell, cell.start.timestamp(), cell.end.timestamp()) for cell in cells)
