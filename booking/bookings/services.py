@@ -305,15 +305,17 @@ def insert_booking(session: Session, booking: Booking) -> Booking:
     never goes back to the database.
     """
     stmt, defaults = _booking_insert()
+    given = booking.__dict__  # what the constructor set, read without the ORM's instrumentation
     values = {}
     for column in Booking.__table__.columns:
-        if column.key == "id":
+        key = column.key
+        if key == "id":
             continue
-        value = getattr(booking, column.key)
-        if value is None and column.key in defaults:
-            value = defaults[column.key]
-            setattr(booking, column.key, value)
-        values[column.key] = value
+        value = given.get(key)
+        if value is None:
+            value = defaults.get(key)
+            setattr(booking, key, value)
+        values[key] = value
     booking.id = session.connection().execute(stmt, values).scalar_one()
     make_transient_to_detached(booking)
     session.add(booking)
