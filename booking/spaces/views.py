@@ -99,7 +99,8 @@ def _week_head_stmt() -> Any:
 
 @bp.get("/spaces/<slug>")
 def week(slug: str) -> str | Response:
-    head = db.session.connection().execute(_week_head_stmt(), {"slug": slug}).one_or_none()
+    with db.engine.connect() as conn:  # not the ORM session: a cached page needs nothing else
+        head = conn.execute(_week_head_stmt(), {"slug": slug}).one_or_none()
     if head is None:
         abort(404)
     now = utcnow()
@@ -112,8 +113,8 @@ def week(slug: str) -> str | Response:
         changed = head.changed_at.isoformat()
         page_key = cache_key("week-page", head.id, changed, today, str(get_locale()), request.full_path)
         cached = _fresh(_PAGE_CACHE, page_key, now)
-        if cached is not None:
-            return Response(cached.replace(CSRF_HOLE, generate_csrf()), mimetype="text/html")
+        if cached is not None:  # bytes in, bytes out: 100 KB are not decoded and encoded again
+            return Response(cached.replace(CSRF_HOLE.encode(), generate_csrf().encode()), mimetype="text/html")
     space = db.session.get_one(Space, head.id)
     if anchor is None:
         flash(_("That date could not be read, so here is this week. Dates look like 2026-12-01."), "warning")
@@ -147,20 +148,20 @@ _PAGE_CACHE = LocalCache(max_entries=256, max_bytes=48 * 1024 * 1024)
 CSRF_HOLE = "\x00csrf-token\x00"  # never in rendered HTML: the NUL cannot come from a template
 
 
-def _fresh(cache: LocalCache, key: str, now: datetime) -> str | None:
-    """The entry's markup if it exists and still reads the same at `now`."""
+def _fresh(cache: LocalCache, key: str, now: datetime) -> bytes | None:
+    """The entry's markup (UTF-8) if it exists and still reads the same at `now`."""
     found = cache.get(key)
     if found is None:
         return None
     made, until = (datetime.fromisoformat(t) for t in found[0].split("/"))
-    return found[1].decode() if made <= now < until else None
+    return found[1] if made <= now < until else None
 
 
 def _week_grid(view: WeekView, heading: str) -> Markup:
     key = view.grid_key(str(get_locale()))
     cached = _fresh(_GRID_CACHE, key, view.now)
     if cached is not None:
-        return Markup(cached)  # noqa: S704 - the template's own autoescaped output
+        return Markup(cached.decode())  # noqa: S704 - the template's own autoescaped output
     shown_days, shown_rows = present(view)
     html = render_template(
         "spaces/_cells.html", view=view, heading=heading, shown_days=shown_days, shown_rows=shown_rows
