@@ -335,3 +335,34 @@ def test_reports_and_booking_writes_at_the_same_moment(app, station, round_):
     assert not [r for r in results if isinstance(r, Exception)], results
     after = cached_equals_live()
     assert (after.total.bookings, after.total.hours, after.total.cancellations) == (2, 3, 1)
+
+
+def test_sqlite_reads_each_days_bookings_through_the_start_index(app: Any) -> None:
+    """Without statistics SQLite once walked every booking and searched the days for each:
+    seconds for a year on 20k bookings. The statements that read bookings by day must start
+    from the days and reach each day's bookings through an index bounded by start_at."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite query plan; PostgreSQL plans by its statistics")
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "usage_day" in statement and "booking" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        reports.usage(db.session, first=date(2026, 1, 1), last=date(2026, 12, 31), tz=TZ)
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert statements
+    raw = db.engine.raw_connection()
+    try:
+        for statement, parameters in statements:
+            plan = [row[3] for row in raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters)]
+            booking_steps = [step for step in plan if " booking " in f" {step} "]
+            assert booking_steps, plan
+            # an index search bounded by the day: start_at>? AND start_at<? (after the space, or alone)
+            assert all("SEARCH booking USING" in step and "start_at>?" in step for step in booking_steps), booking_steps
+    finally:
+        raw.close()
