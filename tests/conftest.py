@@ -39,10 +39,10 @@ def pytest_report_header() -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests of several processes against one server run in the PostgreSQL pass only."""
-    if TEST_DATABASE_URL.startswith("postgresql"):
-        return
-    elsewhere = [item for item in items if item.get_closest_marker("postgresql_only")]
+    """Tests of several processes against one server run in the PostgreSQL pass only; tests of
+    SQLite's own behaviour (its query plans) in the SQLite pass only. Deselected, never skipped."""
+    other = "sqlite_only" if TEST_DATABASE_URL.startswith("postgresql") else "postgresql_only"
+    elsewhere = [item for item in items if item.get_closest_marker(other)]
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
         items[:] = [item for item in items if item not in elsewhere]
