@@ -86,6 +86,19 @@ def configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def keep_loaded_and_end_reads(session: Session) -> None:
+    """Commit a transaction that only read, without expiring what it loaded.
+
+    Expiring would make the next attribute access read the row again; what a writer decides
+    on is read afresh under its lock anyway (populate_existing, Core statements).
+    """
+    session.expire_on_commit, expire = False, session.expire_on_commit
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
 @contextmanager
 def write_transaction(session: Session | scoped_session[Session]) -> Iterator[Session | scoped_session[Session]]:
     """One write transaction that holds the database's write lock from its first statement.
@@ -93,38 +106,26 @@ def write_transaction(session: Session | scoped_session[Session]) -> Iterator[Se
     On SQLite this is BEGIN IMMEDIATE; on PostgreSQL the caller also locks the rows it
     checks (SELECT … FOR UPDATE). A read transaction already open (loading the current
     user, say) is ended first: upgrading it to a writer later is what gives SQLite's
-    "database is locked".
+    "database is locked". What it loaded is kept, not read again inside the lock.
     """
     real = session() if isinstance(session, scoped_session) else session
+    begun = False
     if real.in_transaction():
         if real.new or real.dirty or real.deleted:
             real.commit()
         elif real.get_bind().dialect.name == "sqlite":
             # Only reads to end, on SQLite: end them and take the write lock on the same
-            # connection, keeping what they loaded (the current user, say) instead of reading
-            # it again inside the lock. pysqlite's own transaction handling is off (see
-            # configure_sqlite), so these two statements are all SQLite sees; the ORM's commit,
-            # pool check-in and check-out would cost more than the rest of a booking.
+            # connection. pysqlite's own transaction handling is off (see configure_sqlite),
+            # so these two statements are all SQLite sees; the ORM's commit, pool check-in
+            # and check-out would cost more than the rest of a booking.
             connection = real.connection()
             connection.exec_driver_sql("COMMIT")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            return
+            begun = True
         else:
-            # Only reads to end: keep what they loaded instead of expiring it and reading it
-            # again inside the lock. What a writer decides on is read afresh under the lock
-            # anyway (populate_existing, Core statements).
-            real.expire_on_commit, expire = False, real.expire_on_commit
-            try:
-                real.commit()
-            finally:
-                real.expire_on_commit = expire
-    session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            keep_loaded_and_end_reads(real)
+    if not begun:
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     try:
         yield session
         session.commit()

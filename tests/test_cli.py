@@ -103,8 +103,7 @@ def test_backup_copies_and_refuses_to_overwrite(runner, tmp_path, member):
     assert forced.exit_code == 0
 
 
-def test_refresh_usage_has_the_report_figures_ready(runner, space, member):
-    from booking.bookings import services
+def test_refresh_usage_has_the_report_figures_ready(runner, space, member, book):
     from booking.db import utcnow
     from booking.staff.models import UsageCacheRow
     from tests.conftest import shanghai
@@ -114,15 +113,7 @@ def test_refresh_usage_has_the_report_figures_ready(runner, space, member):
     room = space("meeting-room", opening_hours={str(d): [["08:00", "22:00"]] for d in range(7)})
     start = shanghai(yesterday.year, yesterday.month, yesterday.day, 10)
     # booked last week for yesterday, so the past booking went through the real rules
-    services.request_booking(
-        db.session,
-        services.context(member, now=start - timedelta(days=7)),
-        space_id=room.id,
-        requester=member,
-        start=start,
-        end=start + timedelta(hours=1),
-        title="周例会",
-    )
+    book(room, member, start, title="周例会", now=start - timedelta(days=7))
 
     result = runner.invoke(args=["booking", "refresh-usage", "--days", "30"])
 

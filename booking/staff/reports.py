@@ -90,6 +90,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from booking.auth.models import Organisation
 from booking.bookings.models import AuditEvent, Booking, Status
+from booking.db import keep_loaded_and_end_reads
 from booking.domain.intervals import Interval, local_dates, local_midnight
 from booking.domain.rules import MAX_SPAN, SpaceRules, TimeMode
 from booking.spaces.models import Closure, Space
@@ -793,11 +794,7 @@ def usage(
         if wrote and dialect == "sqlite" and real.in_transaction() and not (real.new or real.dirty or real.deleted):
             # the session's read snapshot predates what the cache connection wrote: SQLite would
             # refuse to turn it into a write later ("database is locked"). End it, keeping what it loaded.
-            real.expire_on_commit, expire = False, real.expire_on_commit
-            try:
-                real.commit()
-            finally:
-                real.expire_on_commit = expire
+            keep_loaded_and_end_reads(real)
 
     spaces = list(session.scalars(select(Space).where(Space.bookable.is_(True)).order_by(Space.sort_order)))
     chosen = [s for s in spaces if space_id is None or s.id == space_id]

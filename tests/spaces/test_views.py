@@ -279,21 +279,11 @@ def test_a_visitor_page_from_the_cache_carries_the_visitors_own_form_token(app, 
     assert tokens[0] != tokens[1]
 
 
-def test_a_station_closure_reaches_cached_pages_of_spaces_it_cancelled_nothing_in(
-    client, space, member, staff, make_user
-):
+def test_a_station_closure_reaches_cached_pages_of_spaces_it_cancelled_nothing_in(client, space, member, staff, book):
     """A closure moves the watermark of every space it covers, not only those whose bookings it cancelled."""
     room, reading = space("meeting-room"), space("reading-room")
     day = weekday_ahead(3)
-    services.request_booking(
-        db.session,
-        services.context(member),
-        space_id=room.id,
-        requester=member,
-        start=at(day, 9),
-        end=at(day, 10),
-        title="周会",
-    )
+    book(room, member, at(day, 9), title="周会", now=utcnow())
     url = f"/spaces/reading-room?date={day.isoformat()}"
     before = client.get(url).get_data(as_text=True)  # cached for visitors now
     assert "停电检修" not in before

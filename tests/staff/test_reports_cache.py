@@ -7,7 +7,8 @@ report grouped straight from the bookings (`cached=False`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -25,6 +26,21 @@ from tests.conftest import shanghai
 from tests.staff.conftest import TZ
 
 FIRST, LAST = date(2026, 11, 30), date(2026, 12, 20)  # three whole weeks, Monday to Sunday
+
+
+@contextmanager
+def statements_run() -> Iterator[list[tuple[str, Any]]]:
+    """(statement, parameters) of everything sent to the database inside the block."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def figures(report: reports.Report) -> dict[str, tuple[Any, ...]]:
@@ -153,16 +169,9 @@ def test_every_booking_write_shows_in_the_next_report(station, change):
 
 
 def test_a_second_report_reads_the_cache_not_the_bookings(station):
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements_run() as run:
         reports.usage(db.session, first=FIRST, last=LAST, tz=TZ)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+    statements = [statement for statement, _ in run]
     assert statements
     assert not [s for s in statements if "FROM booking" in s or "JOIN booking" in s]
     db.session.commit()  # a fresh snapshot: the cache was written on another connection
@@ -175,18 +184,9 @@ def test_a_second_report_reads_the_cache_not_the_bookings(station):
 )
 def test_a_cached_report_runs_the_same_statements_whatever_its_range(station, first, last):
     def count() -> int:
-        statements: list[str] = []
-
-        def record(conn, cursor, statement, *args):
-            if not statement.startswith("BEGIN"):
-                statements.append(statement)
-
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
+        with statements_run() as run:
             reports.usage(db.session, first=first, last=last, tz=TZ)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
-        return len(statements)
+        return sum(not statement.startswith("BEGIN") for statement, _ in run)
 
     count()  # fills the cache for this range
     reference = count()
@@ -343,18 +343,12 @@ def test_sqlite_reads_each_days_bookings_through_the_start_index(app: Any) -> No
     seconds for a year on 20k bookings. The statements that read bookings by day must start
     from the days and reach each day's bookings through an index bounded by start_at."""
     assert db.engine.dialect.name == "sqlite"  # PostgreSQL plans by its statistics: not tested there
-    statements: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "usage_day" in statement and "booking" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
+    with statements_run() as run:
         reports.usage(db.session, first=date(2026, 1, 1), last=date(2026, 12, 31), tz=TZ)
         db.session.commit()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
+    statements = [
+        (statement, parameters) for statement, parameters in run if "usage_day" in statement and "booking" in statement
+    ]
     assert statements
     raw = db.engine.raw_connection()
     try:
