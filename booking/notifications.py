@@ -20,6 +20,7 @@ one event rather than duplicating it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -95,15 +96,21 @@ def queue_booking_mail(
         }
         for message in messages
     ]
-    table = OutgoingMail.__table__
     conn = session.connection()
     if len(rows) == 1:  # the usual case: one plain INSERT, not the executemany machinery
-        ids = [conn.execute(insert(table).returning(table.c.id), rows[0]).scalar_one()]
+        ids = [conn.execute(_outbox_insert(many=False), rows[0]).scalar_one()]
     else:
-        ids = list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+        ids = list(conn.execute(_outbox_insert(many=True), rows).scalars())
     if send_after_commit:
         mail.schedule(session, ids)
     return ids
+
+
+@functools.cache
+def _outbox_insert(*, many: bool) -> Any:
+    """Built once: every booking change on the write path runs it."""
+    table = OutgoingMail.__table__
+    return insert(table).returning(table.c.id, sort_by_parameter_order=many)
 
 
 def booking_facts(booking: Booking, actor: User | None, reason: str | None) -> dict[str, Any]:

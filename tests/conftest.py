@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, select, text
 os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="booking-instance-"))
 os.environ.setdefault("SECRET_KEY", "tests-only-secret")
 
+import booking.models  # noqa: F401 - every table registered before the PostgreSQL schema is built
 from booking import create_app
 from booking.auth.models import Organisation, User
 from booking.bookings import services

@@ -160,16 +160,22 @@ def closures_in(session: Session, space: Space, window: Interval) -> list[Closur
     ]
 
 
-def future_bookings_of(session: Session, space_id: int, requester_id: int, now: datetime) -> int:
-    stmt = select(func.count(Booking.id)).where(
-        Booking.space_id == space_id,
-        Booking.requester_id == requester_id,
-        Booking.status.in_(HOLDING),
+@functools.cache
+def _future_bookings_stmt() -> Any:
+    b = Booking.__table__.c
+    return select(func.count(b.id)).where(
+        b.space_id == bindparam("space_id"),
+        b.requester_id == bindparam("requester_id"),
+        b.status.in_(HOLDING),
         # implied by end_at > now (no booking is longer than MAX_SPAN), and lets the index bound the scan
-        Booking.start_at > now - MAX_SPAN,
-        Booking.end_at > now,
+        b.start_at > bindparam("lowest", type_=UTCDateTime),
+        b.end_at > bindparam("now", type_=UTCDateTime),
     )
-    return session.scalar(stmt) or 0
+
+
+def future_bookings_of(session: Session, space_id: int, requester_id: int, now: datetime) -> int:
+    params = {"space_id": space_id, "requester_id": requester_id, "lowest": now - MAX_SPAN, "now": now}
+    return session.connection().execute(_future_bookings_stmt(), params).scalar() or 0
 
 
 def with_nearest_free(session: Session, space: Space, refusal: Refusal, request: Request, now: datetime) -> Refusal:
