@@ -175,6 +175,10 @@ class SpaceRulesForm(FlaskForm):
     approval_over_minutes = minutes_field(_l("Approval above (minutes)"), required=False)
     titles_public = BooleanField(_l("Titles may appear in the public feed"))
 
+    def validate_grid_minutes(self, field: IntegerField) -> None:
+        if self.time_mode.data == "grid" and field.data and 1440 % field.data:
+            raise ValidationError(_l("The grid must divide a day: 5, 10, 15, 20, 30, 60 minutes and so on."))
+
     def validate_max_duration_minutes(self, field: IntegerField) -> None:
         low = self.min_duration_minutes.data
         if field.data is not None and low is not None and low > field.data:

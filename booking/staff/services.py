@@ -21,6 +21,7 @@ from booking.bookings import services
 from booking.bookings.models import HOLDING, AuditEvent, Booking, Status
 from booking.db import UTCDateTime, write_transaction
 from booking.domain.capacity import Hold, peak_units
+from booking.domain.check import within_opening_hours
 from booking.domain.intervals import Interval
 from booking.domain.rules import MAX_SPAN
 from booking.spaces.models import RULE_COLUMNS
@@ -234,6 +235,8 @@ def over_capacity(holds: Sequence[Hold], capacity: int) -> list[int]:
 
 
 LABEL_COLUMNS = ("unit_label_zh", "unit_label_en")
+# the rules that decide when a space is open: a change may strand bookings already made
+HOURS_COLUMNS = ("opening_hours", "time_mode", "fixed_slots")
 
 
 def update_space_rules(
@@ -246,8 +249,9 @@ def update_space_rules(
 ) -> dict[str, tuple[Any, Any]]:
     """Apply new rules under the space's lock, validated as a whole, audited before → after.
 
-    Capacity may not drop below what future holding bookings hold at once: those bookings
-    are named in the refusal so staff can move or cancel them first.
+    Capacity may not drop below what future holding bookings hold at once, and new opening
+    hours must still hold every future booking (no member may arrive at a closed door): the
+    bookings in the way are named in the refusal so staff can move or cancel them first.
     """
     unknown = (set(changes) - set(RULE_COLUMNS)) | (set(labels or {}) - set(LABEL_COLUMNS))
     if unknown:
@@ -278,6 +282,17 @@ def update_space_rules(
                         .order_by(Booking.start_at)
                     ).all()
                     raise RulesRefused("capacity below future holds", field="capacity", bookings=bookings)
+        if any(before[c] != getattr(space, c) for c in HOURS_COLUMNS):
+            rules = space.rules()
+            future = session.scalars(
+                select(Booking)
+                .where(Booking.space_id == space.id, Booking.status.in_(HOLDING), Booking.end_at > ctx.now)
+                .options(joinedload(Booking.requester))
+                .order_by(Booking.start_at)
+            ).all()
+            outside = [b for b in future if not within_opening_hours(rules, Interval(b.start_at, b.end_at))]
+            if outside:
+                raise RulesRefused("future bookings outside the new hours", field="opening_hours", bookings=outside)
         after = space.rule_snapshot() | {c: getattr(space, c) for c in LABEL_COLUMNS}
         diff = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
         if diff:

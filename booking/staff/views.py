@@ -423,6 +423,7 @@ def space_rules(slug: str) -> str | Response:
         for day in range(7):
             getattr(form, f"hours_{day}").data = format_ranges((space.opening_hours or {}).get(str(day)))
     conflicts: list[Booking] = []
+    conflict_message = ""
     if form.validate_on_submit():
         changes: dict[str, Any] = {name: getattr(form, name).data for name in RULE_FIELDS}
         changes["fixed_slots"] = parse_ranges(form.fixed_slots.data)
@@ -437,11 +438,15 @@ def space_rules(slug: str) -> str | Response:
         except staff_services.RulesRefused as exc:
             if exc.field == "capacity":
                 conflicts = exc.bookings
-                form.capacity.errors.append(
-                    _(
-                        "Future bookings hold more than %(n)s units at once. Move or cancel these first:",
-                        n=form.capacity.data,
-                    )
+                conflict_message = _(
+                    "Future bookings hold more than %(n)s units at once. Move or cancel these first:",
+                    n=form.capacity.data,
+                )
+                form.capacity.errors.append(conflict_message)
+            elif exc.field == "opening_hours":
+                conflicts = exc.bookings
+                conflict_message = _(
+                    "These future bookings would fall outside the new opening hours. Move or cancel them first:"
                 )
             else:
                 form.form_errors.append(_("These rules contradict each other: %(why)s", why=str(exc)))
@@ -453,7 +458,14 @@ def space_rules(slug: str) -> str | Response:
             else:
                 flash(_("Nothing changed."), "info")
             return redirect(url_for("staff.space_rules", slug=slug))
-    return render_template("staff/space.html", space=space, form=form, conflicts=conflicts, locale=_locale())
+    return render_template(
+        "staff/space.html",
+        space=space,
+        form=form,
+        conflicts=conflicts,
+        conflict_message=conflict_message,
+        locale=_locale(),
+    )
 
 
 # -- the audit trail ----------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from booking.bookings import services
 from booking.bookings.models import AuditEvent
 from booking.extensions import db
 from booking.spaces.models import Space
@@ -103,3 +104,58 @@ def test_changes_are_saved_and_audited_before_and_after(client, staff, space):
     assert event.details["after"]["max_future_bookings"] == 3
     assert event.details["after"]["opening_hours"]["0"] == [["08:30", "12:00"], ["13:00", "21:00"]]
     assert "opening_hours" in client.get(f"/staff/audit?space={room.id}").get_data(as_text=True)
+
+
+def test_new_opening_hours_that_strand_future_bookings_list_them(client, staff, make_user, space, book, real_now):
+    room = space("meeting-room")
+    day = weekday_ahead(2)
+    late = book(room, make_user(display_name="晚会"), at(day, 19), at(day, 20), now=real_now)
+    early = book(room, make_user(display_name="早会"), at(day, 9), at(day, 10), now=real_now)
+    weekday = str(day.weekday())
+    login(client, staff)
+    response = client.post("/staff/spaces/meeting-room", data=rules_form(room, **{f"hours_{weekday}": "08:30-18:00"}))
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "would fall outside the new opening hours" in text
+    assert f"#{late.id}" in text
+    assert f"#{early.id}" not in text  # 09:00-10:00 still fits
+    db.session.expire_all()
+    assert db.session.get(Space, room.id).opening_hours[weekday] == [["08:30", "21:00"]]
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "space_rules")) is None
+
+    # closing the whole weekday strands both
+    response = client.post("/staff/spaces/meeting-room", data=rules_form(room, **{f"hours_{weekday}": ""}))
+    text = response.get_data(as_text=True)
+    assert f"#{late.id}" in text
+    assert f"#{early.id}" in text
+
+    # once the late booking is cancelled, the shorter day is saved
+    services.cancel(db.session, services.context(staff), late.id, reason="evenings close at six")
+    response = client.post("/staff/spaces/meeting-room", data=rules_form(room, **{f"hours_{weekday}": "08:30-18:00"}))
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Space, room.id).opening_hours[weekday] == [["08:30", "18:00"]]
+
+
+def test_past_bookings_never_block_new_opening_hours(client, staff, make_user, space, book):
+    room = space("meeting-room")
+    last_week = weekday_ahead(-9)
+    # booked under the old hours, a week ago: history, not in the way
+    book(room, make_user(), at(last_week, 19), at(last_week, 20), now=at(last_week, 8))
+    login(client, staff)
+    changed = {f"hours_{d}": "08:30-18:00" for d in range(5)}
+    assert client.post("/staff/spaces/meeting-room", data=rules_form(room, **changed)).status_code == 302
+
+
+def test_a_grid_that_does_not_divide_the_day_is_refused_in_the_staff_language(client, staff, space):
+    room = space("meeting-room")
+    login(client, staff)
+    response = client.post("/staff/spaces/meeting-room", data=rules_form(room, grid_minutes=7))
+    assert response.status_code == 200
+    assert "The grid must divide a day" in response.get_data(as_text=True)
+    staff.language = "zh_Hans_CN"
+    db.session.commit()
+    response = client.post("/staff/spaces/meeting-room", data=rules_form(room, grid_minutes=7))
+    assert "网格" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Space, room.id).grid_minutes == 30
