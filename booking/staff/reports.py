@@ -50,6 +50,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,9 +80,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     union_all,
     update,
 )
+from sqlalchemy import Interval as Interval_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -278,14 +281,28 @@ class Calendar:
 # -- figures per day, from the bookings ---------------------------------------------------
 
 
+def _epoch(dialect: str, at: ColumnElement[Any]) -> ColumnElement[int]:
+    """SQLite: the whole seconds since 1970 of a stored time ('YYYY-MM-DD HH:MM:SS.ffffff')."""
+    if sqlite3.sqlite_version_info >= (3, 38):
+        return func.unixepoch(at, type_=Integer)
+    return cast(func.strftime("%s", at), Integer)
+
+
+def _fraction(at: ColumnElement[Any]) -> ColumnElement[int]:
+    """SQLite: the microseconds of a stored time, its last six digits."""
+    return func.substr(at, 21, type_=Integer)
+
+
 def _micros(dialect: str, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[int]:
     """end - start in whole microseconds, exactly."""
     if dialect == "sqlite":
-        # stored as 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds, then the fraction's digits
-        seconds = func.strftime("%s", end, type_=Integer) - func.strftime("%s", start, type_=Integer)
-        fraction = func.substr(end, 21, type_=Integer) - func.substr(start, 21, type_=Integer)
-        return seconds * 1_000_000 + fraction
-    return cast(func.extract("epoch", end - start) * 1_000_000, BigInteger)
+        seconds = _epoch(dialect, end) - _epoch(dialect, start)
+        return seconds * 1_000_000 + (_fraction(end) - _fraction(start))
+    # float8 seconds: exact to the microsecond once rounded (the cast rounds) for spans under 285 years
+    return cast(func.date_part("epoch", end - start) * 1_000_000, BigInteger)
+
+
+EPOCH_DAY = date(1970, 1, 1)
 
 
 def _day_rows(days: Iterable[date], tz: ZoneInfo) -> list[tuple[date, datetime, datetime, date]]:
@@ -296,114 +313,272 @@ def _day_rows(days: Iterable[date], tz: ZoneInfo) -> list[tuple[date, datetime, 
     ]
 
 
-def _days_cte(dialect: str, rows: list[tuple[date, datetime, datetime, date]]) -> Any:
-    """The days as a table (day, ds, de, week) from one bound value, so the statement compiles once
-    and stays in SQLAlchemy's cache whatever the number of days."""
+class Span(NamedTuple):
+    """Consecutive local days whose bookings find their day by arithmetic: local = UTC + offset.
+
+    A day of another length than 24 h (a daylight-saving change) is a span of its own, with
+    `day` and `day_end` given: its bookings belong to it whatever their time."""
+
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+    offset: int  # seconds
+    day: date | None = None
+    day_end: datetime | None = None
+
+
+def _spans(rows: Sequence[tuple[date, datetime, datetime, date]]) -> list[Span]:
+    """The days' UTC windows as a few spans: one per run of days with the same UTC offset at
+    midnight and 24 hours long, and one per other day. Each booking then finds its local day
+    in one index range scan and a little arithmetic, not in a range join with every day."""
+    spans: list[Span] = []
+    for day, local_ds, local_de, _week in rows:
+        # in UTC: the difference of two times of one zone is their wall clocks' (the ends of a day)
+        ds, de = local_ds.astimezone(UTC), local_de.astimezone(UTC)
+        offset = round((datetime.combine(day, time(0), UTC) - ds).total_seconds())
+        if de - ds != timedelta(days=1) or datetime.combine(day, time(0), UTC) - ds != timedelta(seconds=offset):
+            spans.append(Span(ds, de, 0, day, de))
+        elif spans and spans[-1].day is None and spans[-1].end == ds and spans[-1].offset == offset:
+            spans[-1] = spans[-1]._replace(end=de)
+        else:
+            spans.append(Span(ds, de, offset))
+    return spans
+
+
+def _spans_cte(dialect: str, spans: Sequence[Span]) -> Any:
+    """The spans as a table (start, end, offset, day, day_end) from one bound value, so the
+    statement compiles once and stays in SQLAlchemy's cache whatever their number.
+
+    SQLite: times spelled as SQLAlchemy stores them, offsets in seconds, days and day ends as
+    whole days and seconds since 1970. PostgreSQL: times, intervals and dates."""
     if dialect == "postgresql":
-        days = (
+        table = (
             func.unnest(
-                bindparam("days", [r[0] for r in rows], type_=ARRAY(Date)),
-                bindparam("day_starts", [r[1] for r in rows], type_=ARRAY(DateTime(timezone=True))),
-                bindparam("day_ends", [r[2] for r in rows], type_=ARRAY(DateTime(timezone=True))),
-                bindparam("weeks", [r[3] for r in rows], type_=ARRAY(Date)),
+                bindparam("span_starts", [s.start for s in spans], type_=ARRAY(DateTime(timezone=True))),
+                bindparam("span_ends", [s.end for s in spans], type_=ARRAY(DateTime(timezone=True))),
+                bindparam("span_offsets", [timedelta(seconds=s.offset) for s in spans], type_=ARRAY(Interval_)),
+                bindparam("span_days", [s.day for s in spans], type_=ARRAY(Date)),
+                bindparam("span_day_ends", [s.day_end for s in spans], type_=ARRAY(DateTime(timezone=True))),
             )
-            .table_valued("day", "ds", "de", "week")
+            .table_valued("ss", "se", "shift", "day", "de")
             .render_derived()
         )
         return select(
-            days.c.day.label("day"), days.c.ds.label("ds"), days.c.de.label("de"), days.c.week.label("week")
-        ).cte("usage_day")
-    # SQLite: a JSON array of [day, start, end, Monday], times spelled as SQLAlchemy stores them
+            table.c.ss.label("ss"),
+            table.c.se.label("se"),
+            table.c.shift.label("shift"),
+            table.c.day.label("day"),
+            table.c.de.label("de"),
+        ).cte("usage_day_span")
     stored = "%Y-%m-%d %H:%M:%S.%f"
     encoded = json.dumps(
         [
             [
-                day.isoformat(),
-                ds.astimezone(UTC).strftime(stored),
-                de.astimezone(UTC).strftime(stored),
-                week.isoformat(),
+                s.start.astimezone(UTC).strftime(stored),
+                s.end.astimezone(UTC).strftime(stored),
+                s.offset,
+                None if s.day is None else (s.day - EPOCH_DAY).days,
+                None if s.day_end is None else round(s.day_end.timestamp()),
             ]
-            for day, ds, de, week in rows
+            for s in spans
         ]
     )
+    each = func.json_each(bindparam("spans", encoded, type_=String)).table_valued("value")
+    return (
+        select(
+            func.json_extract(each.c.value, "$[0]").label("ss"),
+            func.json_extract(each.c.value, "$[1]").label("se"),
+            func.json_extract(each.c.value, "$[2]", type_=Integer).label("shift"),
+            func.json_extract(each.c.value, "$[3]", type_=Integer).label("day"),
+            func.json_extract(each.c.value, "$[4]", type_=Integer).label("de"),
+        )
+        .cte("usage_day_span")
+        .prefix_with("MATERIALIZED")  # a handful of rows, read before the bookings
+    )
+
+
+def _local_day(dialect: str, span: Any, start: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The local day a booking starts on, from the span its start lies in (SQLite: whole days
+    since 1970; PostgreSQL: a date)."""
+    s = span.c
+    if dialect == "postgresql":
+        return func.coalesce(s.day, cast(func.timezone("UTC", start) + s.shift, Date))
+    return func.coalesce(s.day, (_epoch(dialect, start) + s.shift) // 86400)
+
+
+def _ends_on(
+    dialect: str,
+    day: ColumnElement[Any],
+    shift: ColumnElement[Any],
+    day_end: ColumnElement[Any],
+    end: ColumnElement[Any],
+) -> ColumnElement[bool]:
+    """Whether a booking ending at `end` ends by the end of its local day (its span's shift and day end)."""
+    if dialect == "postgresql":
+        return end <= func.coalesce(day_end, func.timezone("UTC", cast(day + 1, DateTime) - shift))
+    until = func.coalesce(day_end, (day + 1) * 86400 - shift)
+    return _epoch(dialect, end) * 1_000_000 + _fraction(end) <= until * 1_000_000
+
+
+def _as_day(dialect: str, day: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The date of a day from _local_day: SQLite's whole days since 1970 spelled as a Date column stores it."""
+    if dialect == "postgresql":
+        return day
+    return func.date(day * 86400, "unixepoch", type_=Date)
+
+
+def _as_week(dialect: str, day: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The Monday of a day from _local_day, as a date."""
+    if dialect == "postgresql":
+        since_monday = ((day - date(1970, 1, 5)) % 7 + 7) % 7  # 5 January 1970 was a Monday
+        return day - since_monday
+    return func.date((day - (day + 3) % 7) * 86400, "unixepoch", type_=Date)  # day 0 was a Thursday
+
+
+def _days_cte(dialect: str, rows: Sequence[tuple[date, datetime, datetime, date]]) -> Any:
+    """The days as a table (day, week, key), key being the day as _local_day gives it."""
+    if dialect == "postgresql":
+        days = (
+            func.unnest(
+                bindparam("days", [r[0] for r in rows], type_=ARRAY(Date)),
+                bindparam("weeks", [r[3] for r in rows], type_=ARRAY(Date)),
+            )
+            .table_valued("day", "week")
+            .render_derived()
+        )
+        return select(days.c.day.label("day"), days.c.week.label("week"), days.c.day.label("key")).cte("usage_day")
+    encoded = json.dumps([[day.isoformat(), week.isoformat(), (day - EPOCH_DAY).days] for day, _, _, week in rows])
     each = func.json_each(bindparam("days", encoded, type_=String)).table_valued("value")
     return select(
         func.json_extract(each.c.value, "$[0]", type_=Date).label("day"),
-        func.json_extract(each.c.value, "$[1]").label("ds"),
-        func.json_extract(each.c.value, "$[2]").label("de"),
-        func.json_extract(each.c.value, "$[3]", type_=Date).label("week"),
+        func.json_extract(each.c.value, "$[1]", type_=Date).label("week"),
+        func.json_extract(each.c.value, "$[2]", type_=Integer).label("key"),
     ).cte("usage_day")
 
 
-def _grouped(dialect: str, days: Any, space_ids: Sequence[int], whole_day_ids: Sequence[int]) -> Select[Any]:
+def _grouped(
+    dialect: str,
+    rows: Sequence[tuple[date, datetime, datetime, date]],
+    space_ids: Sequence[int],
+    whole_day_ids: Sequence[int],
+) -> Select[Any]:
     """(kind, day, key, week, bookings, people, cancellations, late, micros, unit micros) of the days:
-    a row per day (kind 'd', even without bookings), per space and day ('s'), per member unit and day ('o')."""
-    d = days.c
+    a row per day (kind 'd', even without bookings), per space and day ('s'), per member unit and day ('o').
+
+    One read of the bookings: each finds its local day by arithmetic over a few spans of the
+    range. PostgreSQL groups them three ways at once (grouping sets); SQLite keeps them in a
+    temporary table read twice, and adds the days up from the spaces' rows."""
+    span, days = _spans_cte(dialect, _spans(rows)), _days_cte(dialect, rows)
     b = Booking
-    confirmed = b.status == Status.CONFIRMED.value
-    cancelled = b.status == Status.CANCELLED.value
-    late = and_(cancelled, _micros(dialect, b.decided_at, b.start_at) < LATE_CANCELLATION // timedelta(microseconds=1))
-    whole_day = b.space_id.in_(whole_day_ids) if whole_day_ids else false()
-    ends_that_day = and_(confirmed, b.end_at <= d.de, not_(whole_day))
-    micros = _micros(dialect, b.start_at, b.end_at)
-    per_booking = (
+    # first each booking's day, then its figures. On PostgreSQL OFFSET 0 keeps the planner from
+    # copying the day's expression into each use (SQLite copies it: its subquery would cost more)
+    day_of = (
         select(
-            d.day,
-            d.week,
+            _local_day(dialect, span, b.start_at).label("day"),
+            span.c.shift,
+            span.c.de,
             b.space_id,
-            func.coalesce(b.organisation_id, 0).label("org"),
-            case((confirmed, 1), else_=0).label("booked"),
-            case((confirmed, b.attendees), else_=0).label("people"),
-            case((cancelled, 1), else_=0).label("cancelled"),
-            case((late, 1), else_=0).label("late"),
-            case((ends_that_day, micros), else_=0).label("micros"),
-            case((ends_that_day, micros * b.units), else_=0).label("unit_micros"),
+            b.organisation_id,
+            b.status,
+            b.attendees,
+            b.units,
+            b.start_at,
+            b.end_at,
+            b.decided_at,
         )
-        .select_from(days)
-        .join(b, and_(b.start_at >= d.ds, b.start_at < d.de))
+        .select_from(span)
+        .join(b, and_(b.start_at >= span.c.ss, b.start_at < span.c.se))
         .where(b.space_id.in_(space_ids))  # every status: a member unit with only requests still has a row
-        .cte("usage_booking")
-        .prefix_with("MATERIALIZED")  # read the bookings once, group them three ways
+        .offset(0 if dialect == "postgresql" else None)
+        .subquery("usage_booking_day")
     )
-    p = per_booking.c
+    o = day_of.c
+    confirmed = o.status == Status.CONFIRMED.value
+    cancelled = o.status == Status.CANCELLED.value
+    late = and_(cancelled, _micros(dialect, o.decided_at, o.start_at) < LATE_CANCELLATION // timedelta(microseconds=1))
+    whole_day = o.space_id.in_(whole_day_ids) if whole_day_ids else false()
+    counted = and_(confirmed, not_(whole_day), _ends_on(dialect, o.day, o.shift, o.de, o.end_at))
+    per_booking = select(
+        o.day,
+        o.space_id,
+        func.coalesce(o.organisation_id, 0).label("org"),
+        case((confirmed, 1), else_=0).label("booked"),
+        case((confirmed, o.attendees), else_=0).label("people"),
+        case((cancelled, 1), else_=0).label("cancelled"),
+        case((late, 1), else_=0).label("late"),
+        case((counted, _micros(dialect, o.start_at, o.end_at)), else_=0).label("micros"),
+        o.units,
+    )
+    zero = literal_column("0")
+    d = days.c
+
+    def cols(p: Any) -> list[ColumnElement[Any]]:
+        return [p.booked, p.people, p.cancelled, p.late, p.micros, p.micros * p.units]
+
+    if dialect == "postgresql":
+        p = per_booking.subquery("usage_booking").c
+        sums = [func.sum(c).label(f"f{n}") for n, c in enumerate(cols(p))]
+        grouped = (
+            select(p.day, p.space_id, p.org, func.grouping(p.space_id, p.org).label("level"), *sums)
+            .group_by(func.grouping_sets(tuple_(p.day, p.space_id), tuple_(p.day, p.org), tuple_(p.day)))
+            .cte("usage_group")
+            .prefix_with("MATERIALIZED")
+        )
+        g = grouped.c
+        figures = [g[f"f{n}"] for n in range(6)]
+        by_day = select(
+            literal_column("'d'"), d.day, zero, d.week, *(func.coalesce(f, 0) for f in figures)
+        ).select_from(days.outerjoin(grouped, and_(g.day == d.key, g.level == 3)))
+        by_space = select(literal_column("'s'"), g.day, g.space_id, _as_week(dialect, g.day), *figures)
+        by_org = select(literal_column("'o'"), g.day, g.org, _as_week(dialect, g.day), *figures)
+        return union_all(by_day, by_space.where(g.level == 1), by_org.where(g.level == 2))  # type: ignore[return-value]
+
+    per = per_booking.cte("usage_booking").prefix_with("MATERIALIZED")  # read the bookings once, group twice
+    p = per.c
 
     def sums() -> list[ColumnElement[Any]]:
-        return [
-            func.coalesce(func.sum(col), 0)
-            for col in (p.booked, p.people, p.cancelled, p.late, p.micros, p.unit_micros)
-        ]
+        return [func.sum(c) for c in cols(p)]
 
-    # a row for every day, bookings or not: the days joined to their sums (not to every booking)
-    day_sums = select(p.day, *(s.label(f"f{n}") for n, s in enumerate(sums()))).group_by(p.day).subquery("day_sums")
+    space_day = (
+        select(p.day, p.space_id, *(s.label(f"f{n}") for n, s in enumerate(sums())))
+        .group_by(p.day, p.space_id)
+        .cte("usage_space_day")
+        .prefix_with("MATERIALIZED")
+    )
+    sd = space_day.c
+    figures = [sd[f"f{n}"] for n in range(6)]
+    day_sums = select(sd.day, *(func.sum(f).label(f"f{n}") for n, f in enumerate(figures))).group_by(sd.day).subquery()
     by_day = select(
-        literal_column("'d'"),
-        d.day,
-        literal_column("0"),
-        d.week,
-        *(func.coalesce(day_sums.c[f"f{n}"], 0) for n in range(6)),
-    ).select_from(days.outerjoin(day_sums, day_sums.c.day == d.day))
-    by_space = select(literal_column("'s'"), p.day, p.space_id, p.week, *sums()).group_by(p.day, p.space_id, p.week)
-    by_org = select(literal_column("'o'"), p.day, p.org, p.week, *sums()).group_by(p.day, p.org, p.week)
+        literal_column("'d'"), d.day, zero, d.week, *(func.coalesce(day_sums.c[f"f{n}"], 0) for n in range(6))
+    ).select_from(days.outerjoin(day_sums, day_sums.c.day == d.key))
+    by_space = select(literal_column("'s'"), _as_day(dialect, sd.day), sd.space_id, _as_week(dialect, sd.day), *figures)
+    by_org = select(literal_column("'o'"), _as_day(dialect, p.day), p.org, _as_week(dialect, p.day), *sums()).group_by(
+        p.day, p.org
+    )
     return union_all(by_day, by_space, by_org)  # type: ignore[return-value]
 
 
-def _pieces(dialect: str, days: Any, space_ids: Sequence[int], whole_day_ids: Sequence[int]) -> Select[Any]:
+def _pieces(
+    dialect: str,
+    rows: Sequence[tuple[date, datetime, datetime, date]],
+    space_ids: Sequence[int],
+    whole_day_ids: Sequence[int],
+) -> Select[Any]:
     """(booking id, day, space, member unit, start, end, units) of the confirmed bookings that may
     stick out: they end after their start day, or their space is booked by whole days."""
-    d, b = days.c, Booking
+    span, b = _spans_cte(dialect, _spans(rows)), Booking
+    day = _local_day(dialect, span, b.start_at)
+    ends_that_day = _ends_on(dialect, day, span.c.shift, span.c.de, b.end_at)
     whole_day = b.space_id.in_(whole_day_ids) if whole_day_ids else false()
     return (
-        select(b.id, d.day, b.space_id, b.organisation_id, b.start_at, b.end_at, b.units)
-        .select_from(days)
-        .join(b, and_(b.start_at >= d.ds, b.start_at < d.de))
+        select(b.id, _as_day(dialect, day), b.space_id, b.organisation_id, b.start_at, b.end_at, b.units)
+        .select_from(span)
+        .join(b, and_(b.start_at >= span.c.ss, b.start_at < span.c.se))
         .where(
-            # on SQLite `space_id + 0` and `status || ''`: no index can serve them. Otherwise,
-            # without statistics, SQLite walks every booking of all time through the space or
-            # status index and searches the days table for each (seconds on 20k bookings); this
-            # leaves the one plan that reads each day's bookings through the start_at index.
-            (b.space_id + 0 if dialect == "sqlite" else b.space_id).in_(space_ids),
+            b.space_id.in_(space_ids),
+            or_(whole_day, not_(ends_that_day)),  # from the index on (space, start, end): few rows read
+            # on SQLite `status || ''`: no index can serve it. Otherwise SQLite may read the
+            # bookings through the status index and search the spans for each.
             (b.status + "" if dialect == "sqlite" else b.status) == Status.CONFIRMED.value,
-            or_(b.end_at > d.de, whole_day),
         )
     )
 
@@ -572,8 +747,10 @@ def _write(
         missing = [day for day in needed if ("d", day) not in present]
         if missing:
             if dialect == "postgresql":
-                writer.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than the grouping
-            days = _days_cte(dialect, _day_rows(missing, tz))
+                # for this transaction: no JIT (compiling costs more than the grouping), and a
+                # year's grouping in memory (by hash, without spilling to disk)
+                writer.execute(select(func.set_config("jit", "off", True), func.set_config("work_mem", "64MB", True)))
+            days = _day_rows(missing, tz)
             grouped = _grouped(dialect, days, space_ids, whole_day_ids)
             writer.execute(insert(r).from_select([*ROW_COLUMNS, "micros", "unit_micros"], grouped))
             writer.execute(insert(p).from_select(list(PIECE_COLUMNS), _pieces(dialect, days, space_ids, whole_day_ids)))
@@ -725,10 +902,10 @@ def _read_live(
     sums = Sums()
     if dialect == "postgresql":
         session.execute(text("SET LOCAL jit = off"))  # its cost guess per day is high: compiling costs more
-    days = _days_cte(dialect, _day_rows((first + timedelta(days=n) for n in range((last - first).days + 1)), tz))
+    days = _day_rows((first + timedelta(days=n) for n in range((last - first).days + 1)), tz)
     for kind, _day, key, week, *figures in session.execute(_grouped(dialect, days, space_ids, whole_day_ids)):
         sums.add(kind, int(key), _as_date(week), figures)
-    lead_days = _days_cte(dialect, _day_rows((lead + timedelta(days=n) for n in range((last - lead).days + 1)), tz))
+    lead_days = _day_rows((lead + timedelta(days=n) for n in range((last - lead).days + 1)), tz)
     pieces = [Piece(*row) for row in session.execute(_pieces(dialect, lead_days, space_ids, whole_day_ids))]
     return sums, pieces
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, event, func, select
@@ -360,3 +361,47 @@ def test_sqlite_reads_each_days_bookings_through_the_start_index(app: Any) -> No
             assert all("SEARCH booking USING" in step and "start_at>?" in step for step in booking_steps), booking_steps
     finally:
         raw.close()
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def _utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+# Berlin's clocks move on Sunday 28 March 2027 at 01:00 UTC (the day is 23 h long) and on
+# Sunday 31 October 2027 at 01:00 UTC (25 h): a booking's local day and whether it ends on it
+# depend on the offset after the change, not before. {week: (bookings, hours)}
+DAYLIGHT_SAVING = [
+    (
+        date(2027, 3, 22),
+        date(2027, 4, 4),
+        [
+            (_utc(2027, 3, 28, 21, 30), _utc(2027, 3, 28, 22, 30)),  # Sunday 23:30 to Monday 00:30
+            (_utc(2027, 3, 28, 22, 30), _utc(2027, 3, 28, 23, 30)),  # Monday 00:30 to 01:30
+        ],
+        {date(2027, 3, 22): (1, 0.5), date(2027, 3, 29): (1, 1.5)},
+    ),
+    (
+        date(2027, 10, 25),
+        date(2027, 11, 7),
+        [
+            (_utc(2027, 10, 31, 22, 30), _utc(2027, 10, 31, 23, 30)),  # Sunday 23:30 to Monday 00:30
+            (_utc(2027, 11, 1, 0, 0), _utc(2027, 11, 1, 1, 0)),  # Monday 01:00 to 02:00
+        ],
+        {date(2027, 10, 25): (1, 0.5), date(2027, 11, 1): (1, 1.5)},
+    ),
+]
+
+
+@pytest.mark.parametrize(("first", "last", "bookings", "weeks"), DAYLIGHT_SAVING, ids=["spring", "autumn"])
+def test_local_days_across_a_daylight_saving_change(all_night, member, book, first, last, bookings, weeks):
+    all_night.location.timezone = BERLIN.key  # the station and its opening hours in Berlin
+    db.session.commit()
+    for start, end in bookings:
+        book(all_night, member, start, end)
+    for cached in (True, False, True):
+        report = reports.usage(db.session, first=first, last=last, tz=BERLIN, cached=cached)
+        by_week = {week: (f.bookings, f.hours) for week, f in report.by_week}
+        assert by_week == weeks, cached
