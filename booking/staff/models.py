@@ -21,7 +21,9 @@ class UsageCacheState(Base):
     `audit_mark` is the highest audit event whose booking change the cached days reflect;
     the columns `mark_*` repeat that event's fields, so a mark whose event was deleted or
     whose id was reused shows up and the cache starts again. `shape` names what the rows
-    were computed for (time zone, bookable spaces, whole-day spaces): any change drops them.
+    were computed for (version, time zone, bookable spaces, whole-day spaces): a new version
+    or time zone drops them; a space that comes, goes or changes between whole days and
+    times has its own figures taken out of the rows and put back as they are now.
     """
 
     __tablename__ = "usage_cache_state"
@@ -38,7 +40,8 @@ class UsageCacheRow(Base):
     """Figures of the bookings that start on one local day: in total, per space, or per member unit.
 
     kind 'd': the whole day (key 0; one row for every cached day, bookings or not);
-    kind 's': one space (key: space id); kind 'o': one member unit (key: its id, 0 for none).
+    kind 's': one space (key: space id); kind 'o': one member unit (key: its id, 0 for none);
+    'W', 'S', 'O': the same summed over a whole week (day: its Monday).
     Durations are whole microseconds, so sums are exact; they count only the confirmed
     bookings that end on their start day in a space booked by the hour. The others are
     rows of UsageCachePiece, clipped to opening hours when the report reads them.
@@ -56,6 +59,8 @@ class UsageCacheRow(Base):
     late_cancellations: Mapped[int]
     micros: Mapped[int] = mapped_column(BigInteger)
     unit_micros: Mapped[int] = mapped_column(BigInteger)
+    # bookings of any status (requests too): a space's or member unit's row with none left goes
+    entries: Mapped[int]
 
 
 class UsageCachePiece(Base):

@@ -80,6 +80,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
     union_all,
     update,
@@ -101,7 +102,7 @@ from booking.staff.models import UsageCachePiece, UsageCacheRow, UsageCacheState
 
 MAX_RANGE_DAYS = 400  # a council report covers a year at most; longer ranges are slow to read anyway
 LATE_CANCELLATION = timedelta(hours=24)
-CACHE_VERSION = 1  # part of the cache's shape: bump it when what a cached row means changes
+CACHE_VERSION = 2  # part of the cache's shape: bump it when what a cached row means changes
 # a booking reaching into the range starts at most MAX_SPAN before it: on the local day that
 # many days earlier, or one more when a daylight-saving change moved local midnight
 LEAD_DAYS = MAX_SPAN.days + 1
@@ -455,13 +456,23 @@ def _days_cte(dialect: str, rows: Sequence[tuple[date, datetime, datetime, date]
     ).cte("usage_day")
 
 
+FIGURES = 7  # bookings, people, cancellations, late cancellations, micros, unit micros, entries
+GROUPED_COLUMNS = ("kind", "day", "key", "week", "bookings", "people", "cancellations", "late_cancellations")
+GROUPED_COLUMNS += ("micros", "unit_micros", "entries")
+
+
+def _named(*columns: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+    """The columns of a grouped row by the names of the cache's columns."""
+    return [column.label(name) for column, name in zip(columns, GROUPED_COLUMNS, strict=True)]
+
+
 def _grouped(
     dialect: str,
     rows: Sequence[tuple[date, datetime, datetime, date]],
     space_ids: Sequence[int],
     whole_day_ids: Sequence[int],
 ) -> Select[Any]:
-    """(kind, day, key, week, bookings, people, cancellations, late, micros, unit micros) of the days:
+    """(kind, day, key, week, bookings, people, cancellations, late, micros, unit micros, entries) of the days:
     a row per day (kind 'd', even without bookings), per space and day ('s'), per member unit and day ('o').
 
     One read of the bookings: each finds its local day by arithmetic over a few spans of the
@@ -507,12 +518,13 @@ def _grouped(
         case((late, 1), else_=0).label("late"),
         case((counted, _micros(dialect, o.start_at, o.end_at)), else_=0).label("micros"),
         o.units,
+        literal_column("1").label("entry"),
     )
     zero = literal_column("0")
     d = days.c
 
     def cols(p: Any) -> list[ColumnElement[Any]]:
-        return [p.booked, p.people, p.cancelled, p.late, p.micros, p.micros * p.units]
+        return [p.booked, p.people, p.cancelled, p.late, p.micros, p.micros * p.units, p.entry]
 
     if dialect == "postgresql":
         p = per_booking.subquery("usage_booking").c
@@ -524,9 +536,9 @@ def _grouped(
             .prefix_with("MATERIALIZED")
         )
         g = grouped.c
-        figures = [g[f"f{n}"] for n in range(6)]
+        figures = [g[f"f{n}"] for n in range(FIGURES)]
         by_day = select(
-            literal_column("'d'"), d.day, zero, d.week, *(func.coalesce(f, 0) for f in figures)
+            *_named(literal_column("'d'"), d.day, zero, d.week, *(func.coalesce(f, 0) for f in figures))
         ).select_from(days.outerjoin(grouped, and_(g.day == d.key, g.level == 3)))
         by_space = select(literal_column("'s'"), g.day, g.space_id, _as_week(dialect, g.day), *figures)
         by_org = select(literal_column("'o'"), g.day, g.org, _as_week(dialect, g.day), *figures)
@@ -545,10 +557,12 @@ def _grouped(
         .prefix_with("MATERIALIZED")
     )
     sd = space_day.c
-    figures = [sd[f"f{n}"] for n in range(6)]
+    figures = [sd[f"f{n}"] for n in range(FIGURES)]
     day_sums = select(sd.day, *(func.sum(f).label(f"f{n}") for n, f in enumerate(figures))).group_by(sd.day).subquery()
     by_day = select(
-        literal_column("'d'"), d.day, zero, d.week, *(func.coalesce(day_sums.c[f"f{n}"], 0) for n in range(6))
+        *_named(
+            literal_column("'d'"), d.day, zero, d.week, *(func.coalesce(day_sums.c[f"f{n}"], 0) for n in range(FIGURES))
+        )
     ).select_from(days.outerjoin(day_sums, day_sums.c.day == d.key))
     by_space = select(literal_column("'s'"), _as_day(dialect, sd.day), sd.space_id, _as_week(dialect, sd.day), *figures)
     by_org = select(literal_column("'o'"), _as_day(dialect, p.day), p.org, _as_week(dialect, p.day), *sums()).group_by(
@@ -610,20 +624,27 @@ def _full_weeks(first: date, last: date) -> list[date]:
     return weeks
 
 
-ROW_COLUMNS = ("kind", "day", "key", "week", "bookings", "people", "cancellations", "late_cancellations")
 PIECE_COLUMNS = ("booking_id", "day", "space_id", "organisation_id", "start_at", "end_at", "units")
 
 
 def cache_shape(tz: ZoneInfo, space_ids: Sequence[int], whole_day_ids: Sequence[int]) -> str:
-    """What the cached rows were computed for: any difference throws them away."""
+    """What the cached rows were computed for: the version and time zone (a change throws them
+    away), the bookable spaces and those booked by whole days (a change is made space by space)."""
     return f"v{CACHE_VERSION};{tz.key};{','.join(map(str, space_ids))};{','.join(map(str, whole_day_ids))}"
+
+
+def _shape_spaces(shape: str) -> tuple[str, dict[int, bool]]:
+    """(version and time zone, {bookable space: booked by whole days}) of a shape."""
+    version, tz, spaces, whole_days = [*shape.split(";"), "", "", ""][:4]
+    whole = {int(s) for s in whole_days.split(",") if s}
+    return f"{version};{tz}", {int(s): int(s) in whole for s in spaces.split(",") if s}
 
 
 @dataclass
 class CacheState:
     exists: bool
-    usable: bool  # same shape, and the mark event is still the one it was
-    current: bool  # usable, and no audit event after the mark
+    usable: bool  # same version and time zone, and the mark event is still the one it was
+    current: bool  # usable, the same spaces, and no audit event after the mark
     mark: int
     newest: int
 
@@ -641,9 +662,9 @@ def _cache_state(conn: Connection, shape: str) -> CacheState:
         return CacheState(exists=False, usable=False, current=False, mark=0, newest=0)
     mark, at, booking_id, action, state_shape, event_id, event_at, event_booking, event_action, newest_id = row
     same_mark = mark == 0 or (event_id == mark and (event_at, event_booking, event_action) == (at, booking_id, action))
-    usable = state_shape == shape and same_mark
+    usable = _shape_spaces(state_shape)[0] == _shape_spaces(shape)[0] and same_mark
     newest_id = newest_id or 0
-    return CacheState(True, usable, usable and newest_id == mark, mark, newest_id)
+    return CacheState(True, usable, usable and state_shape == shape and newest_id == mark, mark, newest_id)
 
 
 def _refresh_and_fill(
@@ -688,8 +709,95 @@ def _refresh_and_fill(
     writer = conn.execution_options(sqlite_begin="IMMEDIATE")
     try:
         return _write(writer, dialect, tz, shape, state, newest, changed_days, needed, space_ids, whole_day_ids)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available: a space being changed
+            return False
+        raise
     finally:
         conn.execution_options(sqlite_begin="DEFERRED")
+
+
+def _same_base(shape: str, other: str) -> bool:
+    return _shape_spaces(shape)[0] == _shape_spaces(other)[0]
+
+
+def _drop_days(writer: Connection, days: Iterable[date]) -> None:
+    """Forget the figures of some days, and of the weeks they are in."""
+    r, p = UsageCacheRow, UsageCachePiece
+    days = sorted(days)
+    if not days:
+        return
+    weeks = sorted({monday_of(day) for day in days})
+    writer.execute(
+        delete(r).where(
+            or_(and_(r.kind.in_(DAY_KINDS), r.day.in_(days)), and_(r.kind.in_(WEEK_KINDS), r.day.in_(weeks)))
+        )
+    )
+    writer.execute(delete(p).where(p.day.in_(days)))
+
+
+def _add_figures(writer: Connection, dialect: str, grouped: Select[Any], sign: int) -> None:
+    """Add grouped figures to the cached days (sign 1), or take them out (sign -1), and to the
+    week sums there are (a week summed has all its days cached)."""
+    r, g = UsageCacheRow, grouped.subquery("usage_change").c
+    figures = GROUPED_COLUMNS[4:]
+    week_kind = case((g.kind == "d", "W"), (g.kind == "s", "S"), else_="O")
+    summed = select(r.day).where(r.kind == "W").scalar_subquery()
+    for source in (
+        # SQLite: INSERT … SELECT … ON CONFLICT needs a WHERE to parse
+        select(*(g[c] for c in GROUPED_COLUMNS[:4]), *(g[c] * sign for c in figures)).where(true()),
+        select(week_kind, g.week, g.key, g.week, *(func.sum(g[c]) * sign for c in figures))
+        .where(g.week.in_(summed))
+        .group_by(g.kind, g.week, g.key),
+    ):
+        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(r).from_select(GROUPED_COLUMNS, source)
+        table = r.__table__.c
+        writer.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["kind", "day", "key"], set_={c: table[c] + upsert.excluded[c] for c in figures}
+            )
+        )
+
+
+def _reshape(writer: Connection, dialect: str, tz: ZoneInfo, stored_shape: str, shape: str, mark: int) -> None:
+    """Take the figures of the spaces that came, went or changed between whole days and times out
+    of the cached days, and put them back as they are now; the other spaces' figures stay.
+
+    Their bookings are as the cached rows counted them, but for changes after the mark: those
+    days are dropped. On PostgreSQL the spaces' rows, taken FOR SHARE, keep their bookings
+    still until the end of the transaction (SQLite: the write transaction does)."""
+    r, p = UsageCacheRow, UsageCachePiece
+    before, after = _shape_spaces(stored_shape)[1], _shape_spaces(shape)[1]
+    changed = sorted(space for space in before.keys() | after.keys() if before.get(space) != after.get(space))
+    if changed:
+        if dialect == "postgresql":
+            writer.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+            writer.execute(
+                select(Space.id).where(Space.id.in_(changed)).order_by(Space.id).with_for_update(read=True)
+            ).all()
+        starts = writer.execute(
+            select(Booking.start_at)
+            .join(AuditEvent, AuditEvent.booking_id == Booking.id)
+            .where(AuditEvent.id > mark, Booking.space_id.in_(changed))
+            .distinct()
+        ).scalars()
+        _drop_days(writer, {start.astimezone(tz).date() for start in starts})
+        cached = [_as_date(day) for day in writer.execute(select(r.day).where(r.kind == "d").order_by(r.day)).scalars()]
+        if cached:
+            rows = _day_rows(cached, tz)
+            gone = [space for space in changed if space in before]
+            if gone:
+                _add_figures(writer, dialect, _grouped(dialect, rows, gone, [s for s in gone if before[s]]), -1)
+            writer.execute(delete(r).where(r.kind.in_(["s", "S"]), r.key.in_(changed)))
+            writer.execute(delete(p).where(p.space_id.in_(changed)))
+            came = [space for space in changed if space in after]
+            if came:
+                whole_days = [s for s in came if after[s]]
+                _add_figures(writer, dialect, _grouped(dialect, rows, came, whole_days), 1)
+                writer.execute(insert(p).from_select(list(PIECE_COLUMNS), _pieces(dialect, rows, came, whole_days)))
+            # member units with no booking left that day or week
+            writer.execute(delete(r).where(r.kind.in_(["o", "O"]), r.entries == 0))
+    writer.execute(update(UsageCacheState).where(UsageCacheState.id == 1).values(shape=shape))
 
 
 def _write(
@@ -725,23 +833,16 @@ def _write(
                 else:
                     writer.execute(update(s).where(s.id == 1).values(shape=shape, **mark_values))
             else:
-                if stored is None or stored.shape != shape:
+                if stored is None or not _same_base(stored.shape, shape):
                     return False
-                changed_weeks = sorted({monday_of(day) for day in changed_days})
-                writer.execute(
-                    delete(r).where(
-                        or_(
-                            and_(r.kind.in_(DAY_KINDS), r.day.in_(sorted(changed_days))),
-                            and_(r.kind.in_(WEEK_KINDS), r.day.in_(changed_weeks)),
-                        )
-                    )
-                )
-                writer.execute(delete(p).where(p.day.in_(sorted(changed_days))))
+                _drop_days(writer, changed_days)
                 # only from the mark these changes were read after: a refresh that got there first
                 # has moved it (and dropped its own days); the days dropped here cost a recount
                 writer.execute(update(s).where(s.id == 1, s.audit_mark == state.mark).values(**mark_values))
-        elif stored is None or stored.shape != shape:
+        elif stored is None or not _same_base(stored.shape, shape):
             return False  # rows of another set-up, or none: whoever finds it so starts again
+        if stored is not None and state.usable and stored.shape != shape:
+            _reshape(writer, dialect, tz, stored.shape, shape, state.mark)
         cached = select(r.kind, r.day).where(r.kind.in_(["d", "W"]), r.day >= needed[0], r.day <= needed[-1])
         present = {tuple(row) for row in writer.execute(cached)}
         missing = [day for day in needed if ("d", day) not in present]
@@ -752,17 +853,17 @@ def _write(
                 writer.execute(select(func.set_config("jit", "off", True), func.set_config("work_mem", "64MB", True)))
             days = _day_rows(missing, tz)
             grouped = _grouped(dialect, days, space_ids, whole_day_ids)
-            writer.execute(insert(r).from_select([*ROW_COLUMNS, "micros", "unit_micros"], grouped))
+            writer.execute(insert(r).from_select(GROUPED_COLUMNS, grouped))
             writer.execute(insert(p).from_select(list(PIECE_COLUMNS), _pieces(dialect, days, space_ids, whole_day_ids)))
         # the weeks wholly among the needed days, summed once more: a year is then 52 rows a space
         weeks = [w for w in _full_weeks(needed[0], needed[-1]) if ("W", w) not in present]
         if weeks:
             week_kind = case((r.kind == "d", "W"), (r.kind == "s", "S"), else_="O")
             sums = [func.sum(c) for c in (r.bookings, r.people, r.cancellations, r.late_cancellations)]
-            sums += [func.sum(r.micros), func.sum(r.unit_micros)]
+            sums += [func.sum(r.micros), func.sum(r.unit_micros), func.sum(r.entries)]
             writer.execute(
                 insert(r).from_select(
-                    [*ROW_COLUMNS, "micros", "unit_micros"],
+                    GROUPED_COLUMNS,
                     select(week_kind, r.week, r.key, r.week, *sums)
                     .where(
                         r.kind.in_(DAY_KINDS),
