@@ -531,15 +531,28 @@ def _grouped(
         sums = [func.sum(c).label(f"f{n}") for n, c in enumerate(cols(p))]
         grouped = (
             select(p.day, p.space_id, p.org, func.grouping(p.space_id, p.org).label("level"), *sums)
-            .group_by(func.grouping_sets(tuple_(p.day, p.space_id), tuple_(p.day, p.org), tuple_(p.day)))
+            .group_by(func.grouping_sets(tuple_(p.day, p.space_id), tuple_(p.day, p.org)))
             .cte("usage_group")
             .prefix_with("MATERIALIZED")
         )
         g = grouped.c
         figures = [g[f"f{n}"] for n in range(FIGURES)]
+        # the days from the spaces' rows: a third grouping set would hash every booking once more
+        day_sums = (
+            select(g.day, *(func.sum(f).label(f"f{n}") for n, f in enumerate(figures)))
+            .where(g.level == 1)
+            .group_by(g.day)
+            .subquery()
+        )
         by_day = select(
-            *_named(literal_column("'d'"), d.day, zero, d.week, *(func.coalesce(f, 0) for f in figures))
-        ).select_from(days.outerjoin(grouped, and_(g.day == d.key, g.level == 3)))
+            *_named(
+                literal_column("'d'"),
+                d.day,
+                zero,
+                d.week,
+                *(func.coalesce(day_sums.c[f"f{n}"], 0) for n in range(FIGURES)),
+            )
+        ).select_from(days.outerjoin(day_sums, day_sums.c.day == d.key))
         by_space = select(literal_column("'s'"), g.day, g.space_id, _as_week(dialect, g.day), *figures)
         by_org = select(literal_column("'o'"), g.day, g.org, _as_week(dialect, g.day), *figures)
         return union_all(by_day, by_space.where(g.level == 1), by_org.where(g.level == 2))  # type: ignore[return-value]
