@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from booking.auth.models import Organisation
+from booking.auth.models import Organisation, User
 from booking.bookings import services
 from booking.extensions import db
+from booking.spaces.models import Space
 from booking.staff import reports
 from booking.staff.models import UsageCachePiece, UsageCacheRow, UsageCacheState
+from booking.staff.services import update_space_rules
+from tests.bookings.test_concurrency import run_together
 from tests.conftest import shanghai
 from tests.staff.conftest import TZ
 from tests.staff.test_reports_cache import cached_equals_live, statements_run
@@ -149,3 +152,36 @@ def test_a_new_time_zone_still_starts_again(station):
     assert _marked([station["reading"].id]) == 0
     shape = db.session.scalar(select(UsageCacheState.shape))
     assert "Asia/Tokyo" in shape
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(3))
+def test_reports_a_space_change_and_booking_writes_at_the_same_moment(app, station, make_user, book, staff, round_):
+    """Two reports while staff make the meeting room unbookable and a member books and cancels in
+    the reading room: no error, and the next report equals the bookings."""
+    member = make_user()
+    reading, meeting = station["reading"], station["meeting"]
+    member_id, staff_id, reading_id, meeting_id = member.id, staff.id, reading.id, meeting.id
+    booked = book(reading, member, shanghai(2026, 12, 10, 9), shanghai(2026, 12, 10, 10))
+    cached_equals_live()  # the cache knows that booking
+    booked_id = booked.id
+
+    def report() -> None:
+        reports.usage(db.session, first=FIRST, last=LAST, tz=TZ)
+
+    def switch() -> None:
+        actor = db.session.get(User, staff_id)
+        update_space_rules(
+            db.session, services.context(actor, now=shanghai(2026, 11, 30, 9)), meeting_id, {"bookable": False}
+        )
+
+    def write() -> None:
+        requester = db.session.get(User, member_id)
+        space = db.session.get(Space, reading_id)
+        book(space, requester, shanghai(2026, 12, 11, 9), shanghai(2026, 12, 11, 10))
+        services.cancel(db.session, services.context(requester, now=shanghai(2026, 11, 30, 9)), booked_id)
+
+    results = run_together(app, [report, report, switch, write])
+    assert not [r for r in results if isinstance(r, Exception)], results
+    report_ = cached_equals_live()
+    assert "meeting-room" not in {s.slug for s, _ in report_.by_space}
