@@ -19,8 +19,11 @@ derived lazily, by one INSERT … SELECT for the days a report needs and nobody 
 yet (the range, and the MAX_SPAN days before it whose pieces may reach into it), and whole
 weeks are summed once more: a year's report reads about 52 rows per space and member unit,
 plus the days at either end, instead of every booking. The first report over a new range
-pays for grouping its bookings once. Nothing writes the cache but this module, and no
-booking write has to know about it:
+pays for grouping its bookings once: one index range scan per span of days with one UTC
+offset (a year in Shanghai is one span; a daylight-saving change adds a span of its own
+for the day of the change), each booking's local day worked out by arithmetic, grouped by
+space and by member unit in one pass, the days summed from the spaces' rows. Nothing
+writes the cache but this module, and no booking write has to know about it:
 
 - Every booking change (request, approval, rejection, cancellation, expiry, closure) writes
   an audit event naming the booking, in the same transaction, while holding the space's
@@ -35,9 +38,17 @@ booking write has to know about it:
   commits one writer at a time, so ids are in commit order.
 - The cache also remembers the mark event's fields: an audit trail whose newest rows were
   deleted (SQLite then reuses their ids) no longer matches, and the cache starts again.
-  So does a change of time zone, of the bookable spaces or of which are booked by whole
-  days (`shape`). Deleting bookings behind the services' back is not seen: clear the
-  cache then (`DELETE FROM usage_cache_state`).
+  So does a change of time zone (or of CACHE_VERSION). Deleting bookings behind the
+  services' back is not seen: clear the cache then (`DELETE FROM usage_cache_state`).
+- The cache remembers the bookable spaces and which are booked by whole days (`shape`).
+  A space that comes, goes or changes between whole days and times has its own figures
+  taken out of the cached days and week sums (its bookings grouped again as they were
+  counted, added with the opposite sign) and put back as they count now; its pieces are
+  replaced. The other spaces' rows stay. This needs the space's bookings to be what the
+  rows counted: the days they changed on after the mark are dropped first, and the space's
+  row is held FOR SHARE on PostgreSQL (SQLite: the write transaction) until the commit.
+  Rows count their bookings of any status (`entries`), so a member unit's day or week with
+  none left goes, as it would from a report grouped afresh.
 - Cached rows are read in one snapshot that also proves every needed day is present, so
   a refresh running at the same moment can never leave a report with a day missing.
 
@@ -476,8 +487,8 @@ def _grouped(
     a row per day (kind 'd', even without bookings), per space and day ('s'), per member unit and day ('o').
 
     One read of the bookings: each finds its local day by arithmetic over a few spans of the
-    range. PostgreSQL groups them three ways at once (grouping sets); SQLite keeps them in a
-    temporary table read twice, and adds the days up from the spaces' rows."""
+    range. PostgreSQL groups them by space and by member unit at once (grouping sets); SQLite
+    keeps them in a temporary table read twice. The days are added up from the spaces' rows."""
     span, days = _spans_cte(dialect, _spans(rows)), _days_cte(dialect, rows)
     b = Booking
     # first each booking's day, then its figures. On PostgreSQL OFFSET 0 keeps the planner from
