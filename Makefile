@@ -28,6 +28,7 @@ run: install
 	$(FLASK) db upgrade
 	$(FLASK) booking seed
 	@if [ -f instance/.new-database ]; then $(FLASK) booking demo && rm -f instance/.new-database; fi
+	$(FLASK) booking refresh-usage
 	@echo ""
 	@echo "  Station Booking on http://127.0.0.1:5000"
 	@echo "  demo member: member@example.com / station-demo"
