@@ -156,6 +156,6 @@ def test_a_grid_that_does_not_divide_the_day_is_refused_in_the_staff_language(cl
     staff.language = "zh_Hans_CN"
     db.session.commit()
     response = client.post("/staff/spaces/meeting-room", data=rules_form(room, grid_minutes=7))
-    assert "网格" in response.get_data(as_text=True)
+    assert "时间刻度须能整除一天" in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Space, room.id).grid_minutes == 30
