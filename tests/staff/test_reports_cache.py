@@ -405,3 +405,23 @@ def test_local_days_across_a_daylight_saving_change(all_night, member, book, fir
         report = reports.usage(db.session, first=first, last=last, tz=BERLIN, cached=cached)
         by_week = {week: (f.bookings, f.hours) for week, f in report.by_week}
         assert by_week == weeks, cached
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_before_3_38_counts_the_same(monkeypatch, all_night, member, book):
+    """SQLite older than 3.38 has no unixepoch(): the report falls back to strftime('%s'), which
+    must give the same figures to the microsecond (this machine's SQLite is newer, so force it)."""
+    book(all_night, member, shanghai(2026, 12, 1, 9), shanghai(2026, 12, 1, 10, 30))
+    book(all_night, member, shanghai(2026, 12, 6, 22), shanghai(2026, 12, 7, 2))  # across a week's end
+    expected = figures(reports.usage(db.session, first=FIRST, last=LAST, tz=TZ, cached=False))
+    assert expected["total"][4] == pytest.approx(1.5 + 4)
+
+    old = type("OldSqlite3", (), {"sqlite_version_info": (3, 37, 2)})
+    monkeypatch.setattr(reports, "sqlite3", old)
+    with statements_run() as seen:
+        cached = reports.usage(db.session, first=FIRST, last=LAST, tz=TZ)
+        live = reports.usage(db.session, first=FIRST, last=LAST, tz=TZ, cached=False)
+    assert any("strftime" in statement for statement, _ in seen)
+    assert not any("unixepoch(" in statement for statement, _ in seen)
+    assert figures(cached) == expected
+    assert figures(live) == expected
