@@ -51,6 +51,11 @@ def format_hhmm(value: time, *, end: bool = False) -> str:
     return value.strftime("%H:%M")
 
 
+def divides_day(minutes: int) -> bool:
+    """Whether a grid of this many minutes fits a day exactly (5, 10, 15, 20, 30, 60, …)."""
+    return minutes > 0 and 1440 % minutes == 0
+
+
 def validate_ranges(ranges: tuple[TimeRange, ...]) -> None:
     """Ranges of one day must each end after they start and must not overlap."""
     as_minutes = sorted((s.hour * 60 + s.minute, 1440 if e == time(0) else e.hour * 60 + e.minute) for s, e in ranges)
@@ -90,7 +95,7 @@ class SpaceRules:
             raise ValueError(f"no booking may be longer than {MAX_SPAN.days} days")
         if self.min_duration > self.max_duration:
             raise ValueError("the minimum duration exceeds the maximum")
-        if self.time_mode is TimeMode.GRID and (self.grid_minutes <= 0 or 1440 % self.grid_minutes):
+        if self.time_mode is TimeMode.GRID and not divides_day(self.grid_minutes):
             raise ValueError("the grid must divide the day")
         for ranges in self.opening_hours.values():
             validate_ranges(ranges)

@@ -19,7 +19,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from booking.domain.rules import MAX_SPAN, format_hhmm, parse_hhmm, validate_ranges
+from booking.domain.rules import MAX_SPAN, divides_day, format_hhmm, parse_hhmm, validate_ranges
 
 WEEKDAY_LABELS = (
     _l("Monday"),
@@ -176,7 +176,7 @@ class SpaceRulesForm(FlaskForm):
     titles_public = BooleanField(_l("Titles may appear in the public feed"))
 
     def validate_grid_minutes(self, field: IntegerField) -> None:
-        if self.time_mode.data == "grid" and field.data and 1440 % field.data:
+        if self.time_mode.data == "grid" and field.data and not divides_day(field.data):
             raise ValidationError(_l("The grid must divide a day: 5, 10, 15, 20, 30, 60 minutes and so on."))
 
     def validate_max_duration_minutes(self, field: IntegerField) -> None:

@@ -664,6 +664,11 @@ def _shape_spaces(shape: str) -> tuple[str, dict[int, bool]]:
     return f"{version};{tz}", {int(s): int(s) in whole for s in spaces.split(",") if s}
 
 
+def _same_base(shape: str, other: str) -> bool:
+    """Whether two shapes share version and time zone: rows of one can be reshaped to the other."""
+    return _shape_spaces(shape)[0] == _shape_spaces(other)[0]
+
+
 @dataclass
 class CacheState:
     exists: bool
@@ -686,7 +691,7 @@ def _cache_state(conn: Connection, shape: str) -> CacheState:
         return CacheState(exists=False, usable=False, current=False, mark=0, newest=0)
     mark, at, booking_id, action, state_shape, event_id, event_at, event_booking, event_action, newest_id = row
     same_mark = mark == 0 or (event_id == mark and (event_at, event_booking, event_action) == (at, booking_id, action))
-    usable = _shape_spaces(state_shape)[0] == _shape_spaces(shape)[0] and same_mark
+    usable = _same_base(state_shape, shape) and same_mark
     newest_id = newest_id or 0
     return CacheState(True, usable, usable and state_shape == shape and newest_id == mark, mark, newest_id)
 
@@ -741,10 +746,6 @@ def _refresh_and_fill(
         conn.execution_options(sqlite_begin="DEFERRED")
 
 
-def _same_base(shape: str, other: str) -> bool:
-    return _shape_spaces(shape)[0] == _shape_spaces(other)[0]
-
-
 def _drop_days(writer: Connection, days: Iterable[date]) -> None:
     """Forget the figures of some days, and of the weeks they are in."""
     r, p = UsageCacheRow, UsageCachePiece
@@ -760,17 +761,21 @@ def _drop_days(writer: Connection, days: Iterable[date]) -> None:
     writer.execute(delete(p).where(p.day.in_(days)))
 
 
+def _week_kind(kind: ColumnElement[Any]) -> ColumnElement[str]:
+    """The kind of a week's row summed from rows of this day kind ('d' → 'W', 's' → 'S', 'o' → 'O')."""
+    return case((kind == "d", "W"), (kind == "s", "S"), else_="O")
+
+
 def _add_figures(writer: Connection, dialect: str, grouped: Select[Any], sign: int) -> None:
     """Add grouped figures to the cached days (sign 1), or take them out (sign -1), and to the
     week sums there are (a week summed has all its days cached)."""
     r, g = UsageCacheRow, grouped.subquery("usage_change").c
     figures = GROUPED_COLUMNS[4:]
-    week_kind = case((g.kind == "d", "W"), (g.kind == "s", "S"), else_="O")
     summed = select(r.day).where(r.kind == "W").scalar_subquery()
     for source in (
         # SQLite: INSERT … SELECT … ON CONFLICT needs a WHERE to parse
         select(*(g[c] for c in GROUPED_COLUMNS[:4]), *(g[c] * sign for c in figures)).where(true()),
-        select(week_kind, g.week, g.key, g.week, *(func.sum(g[c]) * sign for c in figures))
+        select(_week_kind(g.kind), g.week, g.key, g.week, *(func.sum(g[c]) * sign for c in figures))
         .where(g.week.in_(summed))
         .group_by(g.kind, g.week, g.key),
     ):
@@ -882,13 +887,11 @@ def _write(
         # the weeks wholly among the needed days, summed once more: a year is then 52 rows a space
         weeks = [w for w in _full_weeks(needed[0], needed[-1]) if ("W", w) not in present]
         if weeks:
-            week_kind = case((r.kind == "d", "W"), (r.kind == "s", "S"), else_="O")
-            sums = [func.sum(c) for c in (r.bookings, r.people, r.cancellations, r.late_cancellations)]
-            sums += [func.sum(r.micros), func.sum(r.unit_micros), func.sum(r.entries)]
+            sums = [func.sum(r.__table__.c[c]) for c in GROUPED_COLUMNS[4:]]
             writer.execute(
                 insert(r).from_select(
                     GROUPED_COLUMNS,
-                    select(week_kind, r.week, r.key, r.week, *sums)
+                    select(_week_kind(r.kind), r.week, r.key, r.week, *sums)
                     .where(
                         r.kind.in_(DAY_KINDS),
                         r.day >= weeks[0],  # the key's range; the weeks themselves may have gaps

@@ -239,6 +239,12 @@ LABEL_COLUMNS = ("unit_label_zh", "unit_label_en")
 HOURS_COLUMNS = ("opening_hours", "time_mode", "fixed_slots")
 
 
+def _bookings_with_requesters(session: Session, *where: ColumnElement[bool]) -> list[Booking]:
+    """The bookings a refusal names, in time order, their requesters loaded with them."""
+    stmt = select(Booking).where(*where).options(joinedload(Booking.requester)).order_by(Booking.start_at)
+    return list(session.scalars(stmt))
+
+
 def update_space_rules(
     session: Session,
     ctx: services.Context,
@@ -275,21 +281,13 @@ def update_space_rules(
                 holds = services.holds_in(session, space.id, Interval(ctx.now, max(last_end, ctx.now + MAX_SPAN)))
                 if peak_units(holds, Interval(ctx.now, last_end)) > space.capacity:
                     ids = over_capacity(holds, space.capacity)
-                    bookings = session.scalars(
-                        select(Booking)
-                        .where(Booking.id.in_(ids))
-                        .options(joinedload(Booking.requester))
-                        .order_by(Booking.start_at)
-                    ).all()
+                    bookings = _bookings_with_requesters(session, Booking.id.in_(ids))
                     raise RulesRefused("capacity below future holds", field="capacity", bookings=bookings)
         if any(before[c] != getattr(space, c) for c in HOURS_COLUMNS):
             rules = space.rules()
-            future = session.scalars(
-                select(Booking)
-                .where(Booking.space_id == space.id, Booking.status.in_(HOLDING), Booking.end_at > ctx.now)
-                .options(joinedload(Booking.requester))
-                .order_by(Booking.start_at)
-            ).all()
+            future = _bookings_with_requesters(
+                session, Booking.space_id == space.id, Booking.status.in_(HOLDING), Booking.end_at > ctx.now
+            )
             outside = [b for b in future if not within_opening_hours(rules, Interval(b.start_at, b.end_at))]
             if outside:
                 raise RulesRefused("future bookings outside the new hours", field="opening_hours", bookings=outside)
