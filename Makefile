@@ -8,7 +8,7 @@ CATALOGS := $(wildcard booking/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-pg lint format bench translations lock clean assets
+.PHONY: install node run test test-pg lint format bench translations lock clean assets
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -20,6 +20,18 @@ install: $(STAMP) $(COMPILED)
 
 booking/translations/%/LC_MESSAGES/messages.mo: booking/translations/%/LC_MESSAGES/messages.po $(STAMP)
 	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+# The Node packages of the cross-parser and accessibility tests, when npm is there
+# (without it those tests skip with a reason; CI has it, so in CI nothing skips).
+NODE_STAMPS := tests/feeds/node/node_modules/.installed tests/browser/node/node_modules/.installed
+
+%/node_modules/.installed: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --silent
+	touch $@
+
+node:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(NODE_STAMPS); \
+	else echo "npm not found: the cross-parser and accessibility tests will skip"; fi
 
 # Serve on http://127.0.0.1:5000 with an embedded SQLite database under instance/.
 run: install
@@ -37,10 +49,10 @@ run: install
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
 # The whole suite on SQLite; set TEST_DATABASE_URL to run it on PostgreSQL.
-test: install
+test: install node
 	$(BIN)/python -m pytest
 
-test-pg: install
+test-pg: install node
 	TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
 
 lint: install

@@ -5,7 +5,7 @@
 
 Builds a throw-away SQLite database (schema via create_all, the seed, 1,000
 confirmed bookings in the feed window for several members, one staff user with
-a feed token), starts four gunicorn servers (2 sync workers each, 127.0.0.1, free
+a feed token), starts three gunicorn servers (2 sync workers each, 127.0.0.1, free
 ports), checks each answer, then runs `wrk` for --duration seconds at --connections
 connections per case, --rounds times, each case right after a run of the hello app
 (other work on a shared machine drifts over minutes; each ratio compares two runs
@@ -16,8 +16,6 @@ seconds apart). Medians over the rounds are reported. The cases:
   cached  the same feed served from the in-process cache, 200 with the full body: without
           Accept-Encoding (456 KiB plain) and with `Accept-Encoding: gzip` (what calendar apps send)
   304     the same feed with a matching If-None-Match, plain and gzip
-  Flask   cached 200 (plain) and 304 with the fast path switched off (FEED_FAST_PATH=False), for
-          comparison: every request through Flask's whole pipeline
 
 Targets: cold >= 4,000 events/s; cached and 304 >= 50% of hello.
 The feed's rate limit is on and counted on every request, as in production, in
@@ -117,7 +115,7 @@ def build_database(workdir: Path, events: int) -> str:
 RATE_LIMIT = "1000000000 per minute"  # counted on every request, never reached by wrk
 
 
-def _env(workdir: Path, cache_entries: int, storage: str = "memory://", fast_path: bool = True) -> dict[str, str]:
+def _env(workdir: Path, cache_entries: int, storage: str = "memory://") -> dict[str, str]:
     return {
         "DATABASE_URL": f"sqlite:///{workdir / 'feeds.sqlite3'}",
         "INSTANCE_PATH": str(workdir / "instance"),
@@ -128,15 +126,13 @@ def _env(workdir: Path, cache_entries: int, storage: str = "memory://", fast_pat
         "REDIS_URL": "",
         "PYTHONPATH": str(ROOT),
         "FEED_CACHE_ENTRIES": str(cache_entries),
-        "FEED_FAST_PATH": "1" if fast_path else "0",
     }
 
 
 def write_app(workdir: Path) -> None:
     (workdir / "feeds_app.py").write_text(
         "import logging, os\nfrom booking import create_app\n"
-        'app = create_app({"FEED_CACHE_ENTRIES": int(os.environ["FEED_CACHE_ENTRIES"]),\n'
-        '                  "FEED_FAST_PATH": os.environ["FEED_FAST_PATH"] == "1"})\n'
+        'app = create_app({"FEED_CACHE_ENTRIES": int(os.environ["FEED_CACHE_ENTRIES"])})\n'
         "logging.getLogger().setLevel(logging.WARNING)\n"
     )
 
@@ -190,9 +186,6 @@ def main() -> None:
                 "hello": servers.enter_context(gunicorn("benchmarks.hello:app", cwd=ROOT)),
                 "cold": servers.enter_context(gunicorn("feeds_app:app", env=_env(workdir, 0, storage), cwd=workdir)),
                 "fast": servers.enter_context(gunicorn("feeds_app:app", env=_env(workdir, 256, storage), cwd=workdir)),
-                "flask": servers.enter_context(
-                    gunicorn("feeds_app:app", env=_env(workdir, 256, storage, fast_path=False), cwd=workdir)
-                ),
             }
             cases = check_and_plan(base, path, args.events)
             for _ in range(args.rounds):
@@ -235,8 +228,6 @@ def check_and_plan(base: dict[str, str], path: str, events: int) -> list[Case]:
     check(gzip.decompress(packed) == body, "the gzip body is the plain body")
     gz_etag = headers["ETag"]
     check(get(fast, {**gz, "If-None-Match": gz_etag})[0] == 304, "304 on If-None-Match, gzip")
-    status, headers, flask_body = get(base["flask"] + path)
-    check(status == 200 and flask_body == body and "X-RateLimit-Limit" in headers, "cached feed through Flask")
     size = f"{len(body) // 1024} KiB"
     return [
         Case(f"cold render ({count} events, {size})", "cold", path, events=count),
@@ -244,8 +235,6 @@ def check_and_plan(base: dict[str, str], path: str, events: int) -> list[Case]:
         Case(f"cached 200 gzip ({len(packed) // 1024} KiB)", "fast", path, gz),
         Case("304 plain (If-None-Match)", "fast", path, {"If-None-Match": etag}),
         Case("304 gzip (If-None-Match)", "fast", path, {**gz, "If-None-Match": gz_etag}),
-        Case(f"Flask path: cached 200 plain ({size})", "flask", path),
-        Case("Flask path: 304 plain", "flask", path, {"If-None-Match": etag}),
     ]
 
 

@@ -93,3 +93,24 @@ def wrk(
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
     return Load(requests_per_second=rps, p50_ms=p50, p99_ms=p99, errors=errors)
+
+
+DATASET_STAFF = ("bench-staff@example.com", "bench-password")  # the staff account of the 1M dataset
+
+
+def ensure_staff(database_url: str, email: str = DATASET_STAFF[0], password: str = DATASET_STAFF[1]) -> None:
+    """Create the benchmark's staff account in `database_url` unless it is there: each script makes what it needs."""
+    from sqlalchemy import select
+
+    from booking import create_app
+    from booking.auth.models import User
+    from booking.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+    with app.app_context():
+        if db.session.scalar(select(User).where(User.email == email)) is None:
+            staff = User(email=email, display_name="bench staff", role="staff")
+            staff.set_password(password)
+            db.session.add(staff)
+            db.session.commit()
+        db.engine.dispose()

@@ -9,7 +9,7 @@ each with wrk on 127.0.0.1. Targets (issue 3): the week page's throughput is at 
 
 The two target rows are what wrk is: a visitor who is not logged in (the page is shared
 and cached whole). A third row, for information, is the same page for a logged-in staff
-member (bench-staff@example.com, created by benchmarks/staff.py): their own session, the
+member (bench-staff@example.com, created here when missing): their own session, the
 grid from the cache and the rest of the page rendered for them.
 """
 
@@ -29,15 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine import main as build_dataset  # noqa: E402 - the path above must be set first
 from benchmarks.engine import prepare_sqlite  # noqa: E402
-from benchmarks.load import gunicorn, wrk  # noqa: E402
+from benchmarks.load import DATASET_STAFF as STAFF  # noqa: E402
+from benchmarks.load import ensure_staff, gunicorn, wrk  # noqa: E402
 
 WEEK_PAGES = [
     ("week page, exclusive room", "/spaces/bench-room-001?date=2026-12-01"),
     ("week page, 20-seat space", "/spaces/bench-seats-081?date=2026-12-01"),
 ]
-
-
-STAFF = ("bench-staff@example.com", "bench-password")
 
 
 def login_cookie(base: str) -> str | None:
@@ -67,6 +65,7 @@ def main() -> int:
     url = prepare_sqlite(dataset)
     if not Path(url.removeprefix("sqlite:///")).exists():
         build_dataset(["--db", "sqlite", "--samples", "1"])
+    ensure_staff(url)  # the logged-in row's account
 
     rows = []
     with gunicorn("benchmarks.hello:app") as base:
@@ -79,11 +78,10 @@ def main() -> int:
                 rows.append((label, wrk(base + path, seconds=args.seconds, connections=args.connections)))
             cookie = login_cookie(base)
             if cookie is None:
-                print("no logged-in row: run benchmarks/staff.py --dataset ... once to create bench-staff")
-            else:
-                path = WEEK_PAGES[0][1]
-                load = wrk(base + path, seconds=args.seconds, connections=args.connections, headers={"Cookie": cookie})
-                rows.append(("(logged-in staff, same page)", load))
+                sys.exit(f"could not log in as {STAFF[0]}")
+            path = WEEK_PAGES[0][1]
+            load = wrk(base + path, seconds=args.seconds, connections=args.connections, headers={"Cookie": cookie})
+            rows.append(("(logged-in staff, same page)", load))
 
     print(f"\n{'':30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'of hello':>9}")
     ok = True

@@ -48,6 +48,7 @@ os.environ.setdefault("SECRET_KEY", "benchmark-only")
 from sqlalchemy import delete, event, insert, inspect, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from benchmarks.load import DATASET_STAFF, ensure_staff  # noqa: E402
 from booking import create_app  # noqa: E402
 from booking.auth.models import Organisation, User  # noqa: E402
 from booking.bookings import services  # noqa: E402
@@ -63,7 +64,6 @@ CACHE_TABLES = (UsageCacheState, UsageCacheRow, UsageCachePiece)
 
 TZ = ZoneInfo("Asia/Shanghai")
 PASSWORD = "benchmark password"  # noqa: S105 - a throwaway account in a throwaway database
-DATASET_STAFF = ("bench-staff@example.com", "bench-password")  # the staff account of the 1M dataset
 
 
 def local(day: date, hour: int, minute: int = 0) -> datetime:
@@ -185,11 +185,7 @@ def main() -> None:
         email, password = "staff@bench.test", PASSWORD
         if args.dataset:
             email, password = DATASET_STAFF
-            if db.session.scalar(select(User).where(User.email == email)) is None:
-                staff = User(email=email, display_name="bench staff", role="staff")
-                staff.set_password(password)
-                db.session.add(staff)
-                db.session.commit()
+            ensure_staff(url, email, password)
             # the report's cache tables (a migration in production), when the dataset predates them
             # or their columns: nothing in them but the cache, which the benchmark forgets anyway
             tables = [t.__table__ for t in CACHE_TABLES]

@@ -23,9 +23,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_config(Path(app.instance_path)))
     if test_config:
         app.config.from_mapping(test_config)
-    from booking.feeds.fast import mount as mount_feed_fast_path
-
-    mount_feed_fast_path(app)  # cached personal feeds answered before Flask's pipeline (inside ProxyFix)
     if app.config["PROXY_FIX"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import delete, func, select
 
+from booking import clock
 from booking.auth.models import ROLES, Organisation, User
 from booking.bookings import services
 from booking.bookings.models import Booking, OutgoingMail
@@ -100,7 +101,7 @@ def _demo_bookings(member: User, staff: User) -> int:
     people = [member, *_demo_people(orgs)]
     spaces = {s.slug: s for s in db.session.scalars(select(Space).where(Space.bookable.is_(True)))}
     tz = spaces["meeting-room"].location.tz
-    today = datetime.now(tz).date()
+    today = clock.today(tz)
     made = 0
     for offset in range(-14, 17):
         day = today + timedelta(days=offset)

@@ -67,7 +67,6 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FEED_FUTURE_DAYS": _env_int("FEED_FUTURE_DAYS", 365),
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "FEED_RATE_LIMIT": os.environ.get("FEED_RATE_LIMIT", "60 per minute"),
-        "FEED_FAST_PATH": _env_bool("FEED_FAST_PATH", True),
         # cookies: HttpOnly and SameSite everywhere, Secure when served over HTTPS
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

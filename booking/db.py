@@ -11,6 +11,8 @@ from sqlalchemy import DateTime, Engine, MetaData, event
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from sqlalchemy.types import TypeDecorator
 
+from booking import clock
+
 # Stable constraint names, so Alembic migrations name the same thing on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -26,7 +28,8 @@ class Base(DeclarativeBase):
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The clock's now (`booking.clock`): column defaults and services read the same instant."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -22,7 +22,7 @@ os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="booking-instance
 os.environ.setdefault("SECRET_KEY", "tests-only-secret")
 
 import booking.models  # noqa: F401 - every table registered before the PostgreSQL schema is built
-from booking import create_app
+from booking import clock, create_app
 from booking.auth.models import Organisation, User
 from booking.bookings import services
 from booking.bookings.models import Booking
@@ -125,10 +125,26 @@ def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 
+NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # Monday 30 November 2026, 09:00 in Shanghai
+
+
+@pytest.fixture(autouse=True)
+def _clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The application's one clock (`booking.clock`): stopped at `NOW` for every test that asks
+    for `now`, from before the app is built and seeded, so the seed, the services, the views and
+    the feeds all see the same instant; running (the real, or faked, date) for the others."""
+    if "now" in request.fixturenames:
+        with clock.frozen(NOW):
+            yield
+    else:
+        clock.freeze(None)
+        yield
+
+
 @pytest.fixture
 def now() -> datetime:
-    """A fixed 'now' for service tests: Monday 30 November 2026, 09:00 in Shanghai."""
-    return datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+    """The fixed 'now' the application's clock is stopped at for this test."""
+    return clock.now()
 
 
 @pytest.fixture

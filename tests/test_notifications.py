@@ -14,7 +14,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select, update
 
-from booking import create_app, mail, notifications
+from booking import clock, create_app, mail, notifications
 from booking.bookings import services
 from booking.bookings.models import Booking, OutgoingMail
 from booking.extensions import db
@@ -284,9 +284,9 @@ def test_reminders_cover_confirmed_bookings_in_the_next_day_once(app, space, eng
 
 
 def test_send_reminders_twice_reminds_once(app, space, english, book, runner):
-    # the command reads the real clock: book for tomorrow 10:00 station time, 10 to 34 hours away
+    # the command reads the application's clock: book for tomorrow 10:00 station time, 10 to 34 hours away
     room = space("meeting-room", opening_hours={str(d): [["08:00", "22:00"]] for d in range(7)})
-    real_now = datetime.now(START.tzinfo)
+    real_now = clock.now().astimezone(START.tzinfo)
     start = datetime.combine(real_now.date() + timedelta(days=1), datetime.min.time(), tzinfo=START.tzinfo)
     start += timedelta(hours=10)
     book(room, english, start, start + timedelta(hours=1), now=real_now)

@@ -40,7 +40,10 @@ LANGUAGE_CHOICES = [SelectChoice("zh_Hans_CN", "中文（简体）"), SelectChoi
 class RegisterForm(FlaskForm):
     email = EmailField(_l("Work email"), validators=[DataRequired(), Email(), Length(max=254)])
     display_name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=100)])
-    organisation = SelectField(_l("Member unit"), coerce=int, validators=[DataRequired()])
+    # the first choice is "please choose" (0): a member unit is a deliberate answer, never a default
+    organisation = SelectField(
+        _l("Member unit"), coerce=int, validators=[DataRequired(_l("Choose your member unit from the list."))]
+    )
     password = password_field(_l("Password"))
     confirm = PasswordField(
         _l("Repeat the password"), validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))]

@@ -57,7 +57,10 @@ class User(UserMixin, Base):
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: secrets.token_urlsafe(32))
     # only the SHA-256 of the personal feed token is stored, looked up by that hash
     feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    # bumped when a booking of this user changes, deletions included: the personal feed's watermark
+    # the personal feed's watermark, moved with every change of this user's bookings (deletions
+    # included) and of what their feed shows: `version` only ever goes up (ETags and caches key on
+    # it, so a step back of the clock hides nothing); `changed_at` never goes back (Last-Modified)
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     is_demo: Mapped[bool] = mapped_column(default=False)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from blinker import Namespace
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from booking import clock
 from booking.auth.models import Organisation, User
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,12 @@ log = logging.getLogger(__name__)
 RESET_MAX_AGE = 3600  # seconds a reset link stays valid
 # Checked against when the email is unknown, so both answers take the same time.
 _DUMMY_HASH = generate_password_hash("no such user, same cost")
+
+
+signals = Namespace()
+# sent inside the transaction that renamed a user or moved them to another member unit, with
+# the session as sender: whatever shows their name (bookings' spaces) moves its watermark
+shown_changed = signals.signal("user-shown-changed")
 
 
 class EmailTaken(ValueError):
@@ -89,7 +97,17 @@ def update_account(session: Session, user: User, *, display_name: str, organisat
     organisation = session.get(Organisation, organisation_id)
     if organisation is None:
         raise LookupError(organisation_id)
+    shown_elsewhere = (user.display_name, user.organisation_id) != (display_name.strip(), organisation.id)
+    feed_changed = shown_elsewhere or user.language != language
     user.display_name = display_name.strip()
     user.organisation = organisation
     user.language = language
+    if feed_changed:
+        # the name and unit appear in staff's feeds and pages, the language in the personal feed
+        now = clock.now()
+        user.version = User.version + 1
+        user.changed_at = case((User.changed_at < now, now), else_=User.changed_at)
+        if shown_elsewhere:
+            session.flush()
+            shown_changed.send(session, user_id=user.id, now=now)
     session.commit()

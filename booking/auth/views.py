@@ -43,7 +43,7 @@ def register() -> str | Response:
     if current_user.is_authenticated:
         return redirect(url_for("spaces.home"))
     form = RegisterForm()
-    form.organisation.choices = organisation_choices()
+    form.organisation.choices = [SelectChoice(0, _("Please choose")), *organisation_choices()]
     if form.validate_on_submit():
         try:
             user = services.register(
@@ -135,7 +135,13 @@ def reset(token: str) -> str | Response:
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
 def account() -> str | Response:
-    form = AccountForm(obj=current_user, organisation=current_user.organisation_id)
+    # not obj=current_user: its `organisation` is the related object, which would win over the
+    # id and leave the select with nothing chosen (the browser then shows, and posts, the first unit)
+    form = AccountForm(
+        display_name=current_user.display_name,
+        organisation=current_user.organisation_id,
+        language=current_user.language,
+    )
     form.organisation.choices = organisation_choices()
     if form.validate_on_submit():
         try:

@@ -29,6 +29,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from booking import clock
 from booking.domain import refusals
 from booking.domain.intervals import Interval, local_at, local_midnight
 from booking.domain.recurrence import LAST, MAX_OCCURRENCES, Frequency, Recurrence
@@ -273,7 +274,7 @@ class BookingForm(FlaskForm):
 def _check_date(field: DateField) -> None:
     if field.data is None:
         raise ValidationError(gettext("Pick a date."))
-    if abs(field.data - date.today()) > FAR_DATES:  # noqa: DTZ011 - a coarse sanity bound, a day either way is fine
+    if abs(field.data - clock.now().date()) > FAR_DATES:  # a coarse sanity bound, a day either way is fine
         raise ValidationError(gettext("That date is too far away."))
 
 

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
+from booking.auth import services as auth_services
 from booking.auth.models import User
 from booking.bookings.models import HOLDING, AuditEvent, Booking, Status
 from booking.db import UTCDateTime, utcnow, write_transaction
@@ -230,14 +231,36 @@ def _audit_stmt() -> Any:
     return insert(AuditEvent.__table__)
 
 
+def watermark_values(table: Any) -> dict[str, Any]:
+    """SET clause that moves a watermark: the version up by one, the time to `now` unless it is later
+    already (a clock that stepped back, or another host's), so neither ever goes back."""
+    now = bindparam("now", type_=UTCDateTime)
+    return {
+        "version": table.c.version + 1,
+        "changed_at": case((table.c.changed_at < now, now), else_=table.c.changed_at),
+    }
+
+
 @functools.cache
 def _watermark_stmts() -> tuple[Any, Any]:
-    space, user = Space.__table__.c, User.__table__.c
-    now = bindparam("now", type_=UTCDateTime)
+    space, user = Space.__table__, User.__table__
     return (
-        update(Space.__table__).where(space.id == bindparam("space_id")).values(changed_at=now),
-        update(User.__table__).where(user.id == bindparam("user_id")).values(changed_at=now),
+        update(space).where(space.c.id == bindparam("space_id")).values(watermark_values(space)),
+        update(user).where(user.c.id == bindparam("user_id")).values(watermark_values(user)),
     )
+
+
+def touch_space(session: Session, space_id: int, now: datetime) -> None:
+    """Move one space's watermark (its rules or closures changed, or a name its pages show)."""
+    session.connection().execute(_watermark_stmts()[0], {"space_id": space_id, "now": now})
+
+
+@auth_services.shown_changed.connect
+def _requester_shown_changed(session: Session, *, user_id: int, now: datetime) -> None:
+    """A renamed member: the spaces of their bookings show the new name (staff's feeds and pages)."""
+    spaces = session.scalars(select(Booking.space_id).where(Booking.requester_id == user_id).distinct())
+    for space_id in sorted(spaces):  # a fixed order, like every lock taken here
+        touch_space(session, space_id, now)
 
 
 def touch_watermarks(session: Session, booking: Booking, now: datetime) -> None:
@@ -666,7 +689,6 @@ def close(
             )
         # every space the closure covers shows it (week pages, feeds' busy time): move each
         # one's watermark, not only those of the bookings it cancelled
-        space_stmt, _ = _watermark_stmts()
         for touched in space_ids:
-            session.connection().execute(space_stmt, {"space_id": touched, "now": ctx.now})
+            touch_space(session, touched, ctx.now)
     return closure, in_the_way

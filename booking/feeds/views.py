@@ -29,6 +29,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.http import parse_accept_header
 from werkzeug.wrappers import Response
 
+from booking import clock
 from booking.auth.models import User, hash_token
 from booking.bookings.models import HOLDING, Booking
 from booking.domain.rules import MAX_SPAN
@@ -60,8 +61,7 @@ def _lang(locale: str) -> str:
 
 
 def _now() -> datetime:
-    """The clock, in one place so tests can move it."""
-    return datetime.now(UTC)
+    return clock.now()
 
 
 # --- log redaction ----------------------------------------------------------
@@ -150,17 +150,19 @@ def window_at(now: datetime, tz: ZoneInfo, config: Mapping[str, Any]) -> Window:
     return Window(today, start, end)
 
 
-def _last_modified(watermark: datetime, window: Window, tz: ZoneInfo) -> datetime:
-    """Monotonic: the watermark, or the local midnight the window moved at, whichever is later.
+def _last_modified(watermark: datetime, window: Window, tz: ZoneInfo, now: datetime) -> datetime:
+    """The watermark, or the local midnight the window moved at, whichever is later, as an HTTP date.
 
-    The window slides daily without a booking change, so date-only clients
-    (Apple) must see Last-Modified move then too.  Rounded *up* to the second
-    because HTTP dates have no fractions and werkzeug truncates.
+    The window slides daily without a booking change, so date-only clients (Apple) must see
+    Last-Modified move then too. HTTP dates have whole seconds: the moment is written as the
+    second boundary *after* it, so any later change (made at or after that boundary) reads as
+    newer, but never later than now (the response's Date, RFC 9110 §8.8.2.1). While the change's
+    own second is still running that is now, which the next poll after it passes corrects.
     """
     midnight = datetime(window.day.year, window.day.month, window.day.day, tzinfo=tz).astimezone(UTC)
     moment = max(watermark, midnight)
-    seconds = math.ceil(moment.timestamp())
-    return datetime.fromtimestamp(seconds, UTC)
+    after = datetime.fromtimestamp(math.floor(moment.timestamp()) + 1, UTC)
+    return min(after, now.replace(microsecond=0))
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -207,11 +209,7 @@ def compress(body: bytes) -> bytes:
 
 
 def _serve(key: str, render: Callable[[], bytes], last_modified: datetime, *, private: bool) -> Response:
-    """Cached body → Response with strong ETag, Last-Modified and conditional 304.
-
-    booking.feeds.fast answers cache hits of personal feeds with the same bytes and
-    headers without entering Flask; a test holds the two to each other.
-    """
+    """Cached body → Response with strong ETag, Last-Modified and conditional 304."""
     gzip = accepts_gzip(request.headers.get("Accept-Encoding"))
     etag, body = cached_entry(key, render, gzip=gzip)
     response = Response(body, mimetype=CALENDAR)
@@ -227,6 +225,10 @@ def _serve(key: str, render: Callable[[], bytes], last_modified: datetime, *, pr
     else:
         response.headers["Cache-Control"] = "public, no-cache"
     response.vary.add("Accept-Encoding")
+    if last_modified >= _now().replace(microsecond=0) and "If-None-Match" not in request.headers:
+        # the change's second may still be running: a second change in it would carry the same
+        # Last-Modified, so If-Modified-Since alone cannot tell it apart; only the ETag can
+        return response
     return response.make_conditional(request)
 
 
@@ -260,6 +262,7 @@ def _space_head_stmt() -> Any:
     return (
         select(
             space.id,
+            space.version,
             space.changed_at,
             space.capacity,
             space.name_zh,
@@ -277,9 +280,21 @@ def _space_head_stmt() -> Any:
 @functools.cache
 def _user_head_stmt() -> Any:
     user, space = User.__table__.c, Space.__table__.c
+    # the staff feed shows every space's bookings: its watermark is the sum of the spaces' versions
+    # (each only goes up, so the sum does) and their latest change
+    station_version = select(func.coalesce(func.sum(space.version), 0)).scalar_subquery()
     station_changed = select(func.max(space.changed_at)).scalar_subquery()
     return (
-        select(user.id, user.role, user.active, user.language, user.changed_at, station_changed.label("station"))
+        select(
+            user.id,
+            user.role,
+            user.active,
+            user.language,
+            user.version,
+            user.changed_at,
+            station_version.label("station_version"),
+            station_changed.label("station"),
+        )
         .where(user.feed_token_hash == bindparam("token_hash"))
         .limit(1)
     )
@@ -315,7 +330,7 @@ def space_feed(slug: str) -> Response:
     tz = ZoneInfo(row.timezone)
     window = feed_window(tz)
     header = (row.name_zh, row.name_en, row.color, row.location_zh, row.location_en, row.timezone)
-    key = cache_key("space", RENDER_VERSION, row.id, row.changed_at.isoformat(), window.day, locale, _digest(*header))
+    key = cache_key("space", RENDER_VERSION, row.id, row.version, window.day, locale, _digest(*header))
 
     def render() -> bytes:
         db.session.get(Space, row.id, options=[joinedload(Space.location)])  # once, for every booking.space
@@ -327,7 +342,7 @@ def space_feed(slug: str) -> Response:
         events = [booking_event(b, host=host, public_url=public_url, locale=locale, detail=False) for b in bookings]
         return render_calendar(_space_meta(row, locale), events)
 
-    return _serve(key, render, _last_modified(row.changed_at, window, tz), private=False)
+    return _serve(key, render, _last_modified(row.changed_at, window, tz, _now()), private=False)
 
 
 @bp.get("/feeds/spaces/<slug>/freebusy.ics")
@@ -338,9 +353,7 @@ def space_freebusy(slug: str) -> Response:
     tz = ZoneInfo(row.timezone)
     window = feed_window(tz)
     header = (row.name_zh, row.name_en, row.location_zh, row.location_en, row.capacity)
-    key = cache_key(
-        "freebusy", RENDER_VERSION, row.id, row.changed_at.isoformat(), window.day, locale, _digest(*header)
-    )
+    key = cache_key("freebusy", RENDER_VERSION, row.id, row.version, window.day, locale, _digest(*header))
 
     def render() -> bytes:
         holds = db.session.execute(
@@ -358,7 +371,7 @@ def space_freebusy(slug: str) -> Response:
             busy=busy,
         )
 
-    return _serve(key, render, _last_modified(row.changed_at, window, tz), private=False)
+    return _serve(key, render, _last_modified(row.changed_at, window, tz, _now()), private=False)
 
 
 # --- personal feeds ------------------------------------------------------------
@@ -405,23 +418,18 @@ class PersonalHead:
 
 
 def personal_head(row: Any, now: datetime, config: Mapping[str, Any]) -> PersonalHead | None:
-    """The cache key and Last-Modified of a personal feed; None (404) for unknown or deactivated.
-
-    Shared with booking.feeds.fast, so both paths look up the same entry.
-    """
+    """The cache key and Last-Modified of a personal feed; None (404) for unknown or deactivated."""
     if row is None or not row.active:
         return None
     staff = row.role in ("staff", "admin")
     locale = row.language
-    watermark = row.changed_at
+    watermark, version = row.changed_at, str(row.version)
     if staff and row.station is not None:
-        watermark = max(watermark, row.station)
+        watermark, version = max(watermark, row.station), f"{version}+{row.station_version}"
     tz = ZoneInfo(config.get("STATION_TIMEZONE", "Asia/Shanghai"))
     window = window_at(now, tz, config)
-    key = cache_key(
-        "user", RENDER_VERSION, row.id, "staff" if staff else "member", watermark.isoformat(), window.day, locale
-    )
-    return PersonalHead(staff, locale, window, tz, key, _last_modified(watermark, window, tz))
+    key = cache_key("user", RENDER_VERSION, row.id, "staff" if staff else "member", version, window.day, locale)
+    return PersonalHead(staff, locale, window, tz, key, _last_modified(watermark, window, tz, now))
 
 
 def _render_personal(

@@ -78,7 +78,10 @@ class Space(Base):
     approval_over_minutes: Mapped[int | None] = mapped_column(default=None)
     titles_public: Mapped[bool] = mapped_column(default=False)  # may a booking show its title in the public feed
 
-    # moves forward on every booking change in this space, deletions included (feeds' Last-Modified)
+    # the space's watermark, moved by every change of what its pages and feeds show (bookings,
+    # deletions included, closures, rules): `version` only goes up and is what caches and ETags
+    # key on; `changed_at` never goes back and is the feeds' Last-Modified
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     location: Mapped[Location] = relationship(back_populates="spaces")

@@ -131,13 +131,13 @@ class WeekView:
     def grid_key(self, locale: str) -> str:
         """What the grid's markup depends on, as the database says now.
 
-        `Space.changed_at` is the space's watermark: every writer moves it in the same
+        `Space.version` is the space's watermark: every writer moves it in the same
         transaction as the change (bookings in `services`, closures in `services.close`,
         rules in `staff.services.update_space_rules`), so an entry made by any worker is
         only found again while the space's data is unchanged. Time is `grid_valid_until`'s.
         """
         space = self.space
-        changed = space.changed_at.isoformat() if space.changed_at else ""
+        changed = str(space.version)
         return "|".join(
             str(part) for part in ("week", space.id, changed, self.anchor.isoformat(), locale, self.viewer_id)
         )

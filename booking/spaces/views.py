@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from babel import dates as babel_dates
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -92,7 +92,7 @@ def _week_head_stmt() -> Any:
     """Built once: what the week page needs before it knows whether a cached page will do."""
     space, location = Space.__table__.c, Location.__table__.c
     return (
-        select(space.id, space.changed_at, location.timezone)
+        select(space.id, space.version, location.timezone)
         .join_from(Space.__table__, Location.__table__, space.location_id == location.id)
         .where(space.slug == bindparam("slug"))
     )
@@ -111,7 +111,7 @@ def week(slug: str) -> str | Response:
     if anchor is not None and not current_user.is_authenticated and "_flashes" not in session:
         # what a visitor who is not logged in sees depends on nothing but the space's data,
         # the date, the language and the address: the same page for every one of them
-        changed = head.changed_at.isoformat()
+        changed = str(head.version)
         page_key = cache_key("week-page", head.id, changed, today, str(get_locale()), request.full_path)
         cached = _fresh_page(page_key, now)
         if cached is not None:  # bytes in, bytes out: 100 KB are not decoded, searched or encoded again
@@ -138,13 +138,18 @@ def week(slug: str) -> str | Response:
     return html
 
 
-# Rendered markup, per worker: week grids (for everyone, the viewer's own bookings marked) and
-# whole pages (for visitors who are not logged in). An entry is only found again under the same
-# database state (its key holds the space's watermark, see WeekView.grid_key) and only served
-# before the first instant a cell could change with the clock, so it is never stale, whatever
-# other workers or hosts have written; the bounds keep memory small.
-_GRID_CACHE = LocalCache(max_entries=512, max_bytes=64 * 1024 * 1024)
-_PAGE_CACHE = LocalCache(max_entries=256, max_bytes=48 * 1024 * 1024)
+# Rendered markup, per worker and app (a test's app, with its own database, starts empty):
+# week grids (for everyone, the viewer's own bookings marked) and whole pages (for visitors who
+# are not logged in). An entry is only found again under the same database state (its key
+# holds the space's watermark, see WeekView.grid_key) and only served before the first instant
+# a cell could change with the clock, so it is never stale, whatever other workers or hosts
+# have written; the bounds keep memory small.
+def _cache(name: str) -> LocalCache:
+    caches = current_app.extensions.setdefault("week_caches", {})
+    if name not in caches:
+        size = {"grid": (512, 64), "page": (256, 48)}[name]
+        caches[name] = LocalCache(max_entries=size[0], max_bytes=size[1] * 1024 * 1024)
+    return caches[name]
 
 
 def _fresh(cache: LocalCache, key: str, now: datetime) -> tuple[bytes, list[str]] | None:
@@ -175,11 +180,11 @@ def _remember_page(key: str, now: datetime, until: datetime, html: str, token: s
     parts = [part.encode() for part in html.split(token)]
     holes = tuple(itertools.accumulate(len(part) for part in parts[:-1]))
     # the entry's "etag" slot: when it was made, until when it reads the same, where the tokens go
-    _PAGE_CACHE.set(key, f"{now.isoformat()}/{until.isoformat()}/{','.join(map(str, holes))}", b"".join(parts))
+    _cache("page").set(key, f"{now.isoformat()}/{until.isoformat()}/{','.join(map(str, holes))}", b"".join(parts))
 
 
 def _fresh_page(key: str, now: datetime) -> CachedPage | None:
-    found = _fresh(_PAGE_CACHE, key, now)
+    found = _fresh(_cache("page"), key, now)
     if found is None:
         return None
     body, (holes,) = found
@@ -188,7 +193,7 @@ def _fresh_page(key: str, now: datetime) -> CachedPage | None:
 
 def _week_grid(view: WeekView, heading: str) -> Markup:
     key = view.grid_key(str(get_locale()))
-    cached = _fresh(_GRID_CACHE, key, view.now)
+    cached = _fresh(_cache("grid"), key, view.now)
     if cached is not None:
         return Markup(cached[0].decode())  # noqa: S704 - the template's own autoescaped output
     shown_days, shown_rows = present(view)
@@ -196,7 +201,7 @@ def _week_grid(view: WeekView, heading: str) -> Markup:
         "spaces/_cells.html", view=view, heading=heading, shown_days=shown_days, shown_rows=shown_rows
     )
     # the entry holds when it was made and until when it reads the same (the "etag" slot)
-    _GRID_CACHE.set(key, f"{view.now.isoformat()}/{view.grid_valid_until().isoformat()}", html.encode())
+    _cache("grid").set(key, f"{view.now.isoformat()}/{view.grid_valid_until().isoformat()}", html.encode())
     return Markup(html)  # noqa: S704 - the template's own autoescaped output
 
 

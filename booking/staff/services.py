@@ -301,7 +301,9 @@ def update_space_rules(
                 space_id=space.id,
                 details={"before": {k: v[0] for k, v in diff.items()}, "after": {k: v[1] for k, v in diff.items()}},
             )
-            space.changed_at = ctx.now
+            session.flush()
+            services.touch_space(session, space.id, ctx.now)
+            session.expire(space, ["version", "changed_at"])
     return diff
 
 

@@ -147,3 +147,42 @@ def test_a_new_password_ends_other_sessions(client, app, member):
     assert client.get("/account").status_code == 200
     auth_services.set_password(db.session, member, "changed elsewhere, long enough")
     assert client.get("/account").status_code == 302
+
+
+def _selected(page: str, name: str) -> list[str]:
+    """The values of the options marked selected in the <select name=...> of a page."""
+    select_html = re.search(rf'<select[^>]*name="{name}"[^>]*>(.*?)</select>', page, re.S)
+    assert select_html, f"no select {name}"
+    options = re.findall(r"<option([^>]*)>", select_html.group(1))
+    return [re.search(r'value="([^"]*)"', o).group(1) for o in options if re.search(r"\bselected\b", o)]
+
+
+def test_the_account_form_shows_and_keeps_the_saved_member_unit(client, make_user):
+    orgs = db.session.scalars(select(Organisation).order_by(Organisation.id)).all()
+    not_first = orgs[3]
+    user = make_user(organisation=not_first)
+    user_id, email = user.id, user.email
+    client.post("/auth/login", data={"email": email, "password": PASSWORD})
+
+    page = client.get("/account").get_data(as_text=True)
+    assert _selected(page, "organisation") == [str(not_first.id)]
+
+    # the unchanged form, as a browser posts it, with only the language changed
+    response = client.post(
+        "/account", data={"display_name": user.display_name, "organisation": not_first.id, "language": "zh_Hans_CN"}
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    saved = db.session.get(User, user_id)
+    assert (saved.organisation_id, saved.language) == (not_first.id, "zh_Hans_CN")
+
+
+def test_registration_asks_for_a_member_unit_instead_of_choosing_one(client):
+    page = client.get("/auth/register").get_data(as_text=True)
+    assert _selected(page, "organisation") == []  # nothing chosen: the browser shows "please choose"
+    assert re.search(r'<option[^>]*value="0"[^>]*>Please choose</option>', page)
+
+    response = register(client, organisation="0")
+    assert response.status_code == 200
+    assert "Choose your member unit from the list." in response.get_data(as_text=True)
+    assert db.session.scalar(select(User).where(User.email == "new.member@example.com")) is None

@@ -261,13 +261,30 @@ def test_members_cannot_override(space, member, book):
 
 def test_feed_watermarks_move_on_every_change(space, member, book, now):
     room = space("meeting-room")
-    before = room.changed_at
+    before = (room.version, member.version)
     booking = book(room, member, shanghai(*TUE, 9), shanghai(*TUE, 10))
     db.session.refresh(room)
-    assert room.changed_at == now > before
+    db.session.refresh(member)
+    assert (room.version, member.version) == (before[0] + 1, before[1] + 1)
+    assert room.changed_at == now
     later = now + timedelta(minutes=5)
     services.cancel(db.session, services.context(member, now=later), booking.id)
     db.session.refresh(room)
     db.session.refresh(member)
-    assert room.changed_at == later
-    assert member.changed_at == later
+    assert (room.version, member.version) == (before[0] + 2, before[1] + 2)
+    assert room.changed_at == member.changed_at == later
+
+
+def test_watermarks_never_go_back_when_the_clock_does(space, member, book, now):
+    """A host whose clock is behind (or a clock stepped back) still moves the version, and
+    leaves the later time where it is, so no conditional GET is fooled."""
+    room = space("meeting-room")
+    first = book(room, member, shanghai(*TUE, 9), shanghai(*TUE, 10))
+    db.session.refresh(room)
+    version = room.version
+    earlier = now - timedelta(hours=1)
+    services.cancel(db.session, services.context(member, now=earlier), first.id)
+    db.session.refresh(room)
+    db.session.refresh(member)
+    assert room.version == version + 1
+    assert room.changed_at == member.changed_at == now  # not the earlier clock

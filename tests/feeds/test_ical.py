@@ -297,7 +297,8 @@ def test_request_carries_organizer_and_attendees() -> None:
     text = unfolded(ics)
     assert "\r\nMETHOD:REQUEST\r\n" in text
     assert "ORGANIZER;CN=张三:mailto:zhang.san@station.example\r\n" in text
-    assert "ATTENDEE;CN=李四;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:li.si@example.com\r\n" in text
+    assert "ATTENDEE;CN=李四;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT:mailto:li.si@example.com\r\n" in text
+    assert "RSVP" not in text  # no reply is ever read, so none is asked for
     assert 'ATTENDEE;CN="王五, 财务部";PARTSTAT=NEEDS-ACTION' in text
     (event,) = Calendar.from_ical(ics).walk("VEVENT")
     assert [str(a) for a in event.attendees] == ["mailto:li.si@example.com", "mailto:wang.wu@example.com"]
@@ -640,3 +641,49 @@ def test_serializer_short_cut_on_a_whole_feed(feed: bytes) -> None:
     parsed = Calendar.from_ical(feed)
     assert ical._to_ical(parsed) == parsed.to_ical()
     assert feed == parsed.to_ical()  # the rendered feed is exactly what icalendar itself would write
+
+
+# Titles people type that have broken calendars: backslashes (Windows paths, \N that icalendar
+# 7.3.2 turns into a newline), TEXT's own escapes, every kind of line break, emoji, a long title.
+TORTURE = [
+    ("D:\\NAS\\备份", "D:\\NAS\\备份"),
+    ("C:\\new", "C:\\new"),
+    ("\\\\", "\\\\"),
+    ("\\,", "\\,"),
+    ("\\;", "\\;"),
+    ("a,b;c", "a,b;c"),
+    ("第一行\r\n第二行\r第三行\n第四行", "第一行\n第二行\n第三行\n第四行"),
+    ("一\u2028二\u2029三\u0085四", "一\n二\n三\n四"),
+    ("🎉🇨🇳 庆祝 👩‍💻", "🎉🇨🇳 庆祝 👩‍💻"),
+    ("长" * 200, "长" * 200),
+]
+
+
+def test_every_parser_reads_every_torture_title_exactly() -> None:
+    events = [
+        booking(
+            500 + n,
+            datetime(2026, 5, 1 + n, 9, 0, tzinfo=SH),
+            datetime(2026, 5, 1 + n, 10, 0, tzinfo=SH),
+            summary=title,
+        )
+        for n, (title, _) in enumerate(TORTURE)
+    ]
+    ics = render_calendar(META, events)
+    check_bytes(ics)
+    # no line of the body starts with anything but a property or a fold: nothing was injected
+    for line in ics.decode().split("\r\n"):
+        assert line == "" or line.startswith(" ") or re.match(r"^[A-Z-]+[;:]", line), line
+    expected = {f"booking-{500 + n}@{HOST}": read for n, (_, read) in enumerate(TORTURE)}
+    for parser, rows in parse_with_all(ics, WINDOW).items():
+        read = {row[0]: row[3] for row in rows}
+        if parser == "nodeical":
+            # node-ical (0.26.1, and 0.27.2 the newest) unescapes \n before \\, so it reads the
+            # correct "C:\\new" as "C:\" and a line break: its bug, the other three read it right.
+            # Pinned here, so a fixed node-ical shows up as this assertion failing.
+            assert read.pop(f"booking-{500}@{HOST}") == "D:\\\nAS\\备份"
+            assert read.pop(f"booking-{501}@{HOST}") == "C:\\\new"
+            assert read == {uid: text for uid, text in expected.items() if uid in read}
+            assert len(read) == len(TORTURE) - 2
+            continue
+        assert read == expected, parser

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask.testing import FlaskClient
 
+from booking import clock
 from booking.auth.models import User
 from booking.bookings import services
 from booking.bookings.models import Booking
@@ -27,7 +28,7 @@ def login(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
 
 
 def today() -> date:
-    return datetime.now(SHANGHAI).date()
+    return clock.today(SHANGHAI)
 
 
 def weekday_ahead(days: int = 2) -> date:

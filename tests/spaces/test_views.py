@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select
 
 from booking.bookings import services
 from booking.bookings.models import Booking
 from booking.db import utcnow
 from booking.extensions import db
-from booking.spaces.models import Closure, Space
+from booking.spaces.models import Closure
 from tests.spaces.helpers import at, local, login, today, weekday_ahead
 
 
@@ -201,7 +201,7 @@ def _fill_reading_room(room_id, make_user, first_day, count):
 
 
 def _move_watermark(space_id):
-    db.session.execute(update(Space).where(Space.id == space_id).values(changed_at=utcnow()))
+    services.touch_space(db.session, space_id, utcnow())
     db.session.commit()
 
 
