@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
         items[:] = [item for item in items if item not in elsewhere]
+
+
+def pytest_sessionfinish() -> None:
+    """Cancel the timers libraries leave behind (the limiter's in-memory storage expires its
+    counters with a threading.Timer): under libfaketime, which CI uses to run the suite at other
+    dates, a timed wait never ends, and the interpreter would wait for them at exit."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
 
 
 @pytest.fixture(scope="session")
