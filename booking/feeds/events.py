@@ -85,7 +85,11 @@ def booking_event(
         last_modified=updated,
         location=f"{space.name(locale)} · {location.name(locale)}",
         description=description,
-        url=f"{public_url.rstrip('/')}/bookings/{booking.id}",
+        # the public busy block links to the space's week, which anyone may open; a booking's
+        # own page is for its requester and staff
+        url=f"{public_url.rstrip('/')}/bookings/{booking.id}"
+        if detail
+        else f"{public_url.rstrip('/')}/spaces/{space.slug}",
     )
 
 

@@ -229,9 +229,9 @@ def render_freebusy(
     cal = Calendar()
     cal.add("VERSION", "2.0")
     cal.add("PRODID", meta.prodid)
-    cal.add("METHOD", "PUBLISH")
     cal.add("NAME", Text(meta.name))
     cal.add("X-WR-CALNAME", Text(meta.name))
+    _refresh(cal, meta)
     fb = FreeBusy()  # not FreeBusy.new(): it would invent a UID and DTSTAMP=now
     fb.add("UID", uid)
     fb.add("DTSTAMP", stamp_utc)
@@ -250,7 +250,11 @@ def _calendar(meta: CalendarMeta, method: str) -> Calendar:
     cal.add("VERSION", "2.0")
     cal.add("PRODID", meta.prodid)
     cal.add("CALSCALE", "GREGORIAN")
-    cal.add("METHOD", method)
+    if method != "PUBLISH":
+        # Subscription feeds and downloads carry no METHOD: RFC 5546 §3.2.1 would have PUBLISH
+        # name an ORGANIZER, and a feed is not a scheduling message (RFC 5545 §3.7.2 lets METHOD
+        # be left out). Only invitations and their cancellations, which are iTIP, say it.
+        cal.add("METHOD", method)
     # icalendar does not type NAME or X-* as TEXT, so escape them explicitly.
     cal.add("NAME", Text(meta.name))
     cal.add("X-WR-CALNAME", Text(meta.name))
@@ -262,13 +266,18 @@ def _calendar(meta: CalendarMeta, method: str) -> Calendar:
         if not (meta.color.isascii() and meta.color.isalpha()):
             raise ValueError(f"COLOR must be a CSS3 colour name, got {meta.color!r}")
         cal.add("COLOR", meta.color.lower())
+    _refresh(cal, meta)
+    return cal
+
+
+def _refresh(cal: Calendar, meta: CalendarMeta) -> None:
+    """How often subscribers should poll (RFC 7986 REFRESH-INTERVAL, and Outlook's X-PUBLISHED-TTL)."""
     if meta.refresh <= timedelta(0):
         raise ValueError("refresh interval must be positive")
     # REFRESH-INTERVAL needs VALUE=DURATION (RFC 7986); a bare timedelta in an
     # X- property would serialize as "1:00:00", which clients ignore.
     cal.add("REFRESH-INTERVAL", vDuration(meta.refresh), parameters={"VALUE": "DURATION"})
     cal.add("X-PUBLISHED-TTL", vDuration(meta.refresh))
-    return cal
 
 
 def _event(ev: FeedEvent, zone: ZoneInfo, method: str) -> tuple[Event, bool]:

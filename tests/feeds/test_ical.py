@@ -259,7 +259,6 @@ def test_calendar_properties(feed: bytes) -> None:
     for line in (
         "VERSION:2.0",
         "PRODID:-//Station Booking//Station Booking//ZH",
-        "METHOD:PUBLISH",
         f"NAME:{META.name}",
         f"X-WR-CALNAME:{META.name}",
         "X-WR-TIMEZONE:Asia/Shanghai",
@@ -272,6 +271,7 @@ def test_calendar_properties(feed: bytes) -> None:
     cal = Calendar.from_ical(feed)
     assert cal.calendar_name == META.name
     assert cal.refresh_interval == timedelta(hours=1)
+    assert "\r\nMETHOD:" not in text  # a subscription, not an iTIP message (RFC 5546 §3.2.1)
 
 
 def test_refresh_interval_other_values() -> None:
@@ -440,9 +440,11 @@ def test_freebusy_periods_are_utc_busy_merged_and_clipped() -> None:
         "DTEND:20260913T160000Z",
         "DTSTAMP:20260301T083015Z",
         f"UID:freebusy-room-7@{HOST}",
-        "METHOD:PUBLISH",
+        "REFRESH-INTERVAL;VALUE=DURATION:PT1H",
+        "X-PUBLISHED-TTL:PT1H",
     ):
         assert f"\r\n{line}\r\n" in text, line
+    assert "METHOD" not in text  # a subscription, not an iTIP message: no ORGANIZER is owed
     (fb,) = Calendar.from_ical(ics).walk("VFREEBUSY")
     assert len(fb["FREEBUSY"]) == 3
 

@@ -234,6 +234,17 @@ def test_public_feed_leaks_no_requester_data(client: FlaskClient, scene: dict[st
             assert b"Budget" not in body
 
 
+def test_public_feed_links_open_for_a_visitor(client: FlaskClient, scene: dict[str, Any]) -> None:
+    """Each event's URL in a public feed is a page anyone may open (the space's week), never a
+    booking's own page, which only its requester and staff can see."""
+    body = fetch(client, "/feeds/spaces/meeting-room.ics").data
+    urls = {str(ev["URL"]) for ev in Calendar.from_ical(body).walk("VEVENT")}
+    assert len(urls) == 1
+    (url,) = urls
+    assert url.endswith("/spaces/meeting-room")
+    assert client.get("/spaces/meeting-room").status_code == 200  # not logged in
+
+
 def test_staff_feed_has_every_booking_with_requester_and_unit(
     client: FlaskClient, scene: dict[str, Any], member: User, staff: User, make_user: Any, book: Any, space: Any
 ) -> None:
