@@ -22,6 +22,7 @@ from sqlalchemy import event
 from werkzeug.serving import make_server
 
 from booking import clock
+from booking.auth import services as auth_services
 from booking.auth.models import User
 from booking.bookings import services
 from booking.bookings.models import Booking
@@ -267,6 +268,31 @@ def test_staff_feed_has_every_booking_with_requester_and_unit(
     # a member's feed has only their own bookings
     mine = Calendar.from_ical(fetch(client, f"/feeds/{token_for(other)}.ics").data)
     assert [str(e["UID"]) for e in mine.walk("VEVENT")] == [uid(seat)]
+
+
+def test_a_renamed_member_is_renamed_in_the_staff_feed_at_once(
+    client: FlaskClient, scene: dict[str, Any], member: User, staff: User, now: datetime
+) -> None:
+    url = f"/feeds/{token_for(staff)}.ics"
+    clock.freeze(now + timedelta(minutes=1))
+    first = fetch(client, url)
+    assert member.display_name.encode() in first.data
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+
+    clock.freeze(now + timedelta(minutes=2))
+    auth_services.update_account(
+        db.session,
+        member,
+        display_name="新名字 🌱",
+        organisation_id=member.organisation_id,
+        language=member.language,
+    )
+    clock.freeze(now + timedelta(minutes=3))
+    for headers in ({"If-None-Match": etag}, {"If-Modified-Since": modified}):
+        again = fetch(client, url, **headers)
+        assert again.status_code == 200, headers
+        assert "新名字 🌱".encode() in again.data
+        assert again.headers["ETag"] != etag
 
 
 def test_freebusy(client: FlaskClient, scene: dict[str, Any], member: User, book: Any, space: Any) -> None:
