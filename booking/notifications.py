@@ -8,9 +8,9 @@ to whom:
 |-------------------------------|--------------------------------------|-----------------|
 | requested (approval needed)   | requester; every active staff/admin  |                 |
 | confirmed (at once or approved)| requester                           | REQUEST         |
-| rejected                      | requester, with the reason           |                 |
+| rejected                      | requester, with the reason           | CANCEL, if it had been confirmed |
 | cancelled                     | requester, by whom and why           | CANCEL, if it had been confirmed |
-| expired                       | requester                            |                 |
+| expired                       | requester                            | CANCEL, if it had been confirmed |
 | reminder (`send-reminders`)   | requester, the day before            |                 |
 
 Invitations reuse the feeds' UID (`booking-<id>@<BOOKING_HOST>`) and SEQUENCE
@@ -145,10 +145,12 @@ def plan(session: Session, booking: Booking, kind: str, actor: User | None) -> l
         return [Message(requester, "request_received")] + [Message(user, "staff_request") for user in staff]
     if kind == "confirmed":
         return [Message(requester, "confirmed", "REQUEST")]
-    if kind == "cancelled":
-        # a CANCEL only for an event the requester's calendar was sent; a pending request never was
-        return [Message(requester, "cancelled", "CANCEL" if _was_confirmed(session, booking) else None)]
-    if kind in ("rejected", "expired", "reminder"):
+    if kind in ("cancelled", "rejected", "expired"):
+        # Withdrawn by any path: a CANCEL with the same UID for an event the requester's calendar
+        # was sent (a booking once confirmed, then sent back to the queue and rejected, say);
+        # a request that was only ever pending never was
+        return [Message(requester, kind, "CANCEL" if _was_confirmed(session, booking) else None)]
+    if kind == "reminder":
         return [Message(requester, kind)]
     log.warning("no mail for booking change %r", kind)
     return []

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from booking import clock, create_app, mail, notifications
 from booking.bookings import services
 from booking.bookings.models import Booking, OutgoingMail
+from booking.db import write_transaction
 from booking.extensions import db
 from tests.conftest import shanghai
 
@@ -299,3 +300,40 @@ def test_send_reminders_twice_reminds_once(app, space, english, book, runner):
     assert "reminders: 0 queued; mail: 0 sent, 0 failed" in second.output
     db.session.rollback()
     assert db.session.scalar(select(func.count()).where(OutgoingMail.kind == "reminder")) == 1
+
+
+def test_a_confirmed_booking_sent_back_to_the_queue_and_rejected_is_cancelled_in_the_calendar(
+    app, space, english, staff, book, now
+):
+    room = space("meeting-room", approval="always")
+    booking = book(room, english, START, END)
+    ctx = services.context(staff, now=now)
+    services.approve(db.session, ctx, booking.id)
+    # back to the queue (as a change that needs approval will send it), through the one transition
+    with write_transaction(db.session):
+        services.lock_space(db.session, room.id)
+        services.transition(
+            db.session,
+            ctx,
+            db.session.get(Booking, booking.id),
+            from_statuses=["confirmed"],
+            to_status="pending",
+            reason=None,
+            action="requested",
+        )
+    services.reject(db.session, ctx, booking.id, reason="The room is needed for the council")
+
+    request_event = calendar_of(one(booking_id=booking.id, kind="confirmed"))[1]
+    rejected = one(booking_id=booking.id, kind="rejected")
+    assert rejected.ics_method == "CANCEL"
+    cal, cancel_event = calendar_of(rejected)
+    assert str(cal["METHOD"]) == "CANCEL"
+    assert str(cancel_event["UID"]) == str(request_event["UID"])
+    assert cancel_event["SEQUENCE"] > request_event["SEQUENCE"]
+
+
+def test_rejecting_a_request_never_confirmed_sends_no_calendar_cancel(app, space, english, staff, book, now):
+    booking = book(space("meeting-room", approval="always"), english, START, END)
+    services.reject(db.session, services.context(staff, now=now), booking.id, reason="Not this week")
+    row = one(booking_id=booking.id, kind="rejected")
+    assert (row.ics, row.ics_method) == (None, None)
