@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from datetime import datetime
 
@@ -57,6 +59,7 @@ class User(UserMixin, Base):
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: secrets.token_urlsafe(32))
     # only the SHA-256 of the personal feed token is stored, looked up by that hash
     feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    feed_generation: Mapped[int] = mapped_column(default=0, server_default="0")  # bumped by each new token
     # the personal feed's watermark, moved with every change of this user's bookings (deletions
     # included) and of what their feed shows: `version` only ever goes up (ETags and caches key on
     # it, so a step back of the clock hides nothing); `changed_at` never goes back (Last-Modified)
@@ -89,8 +92,30 @@ class User(UserMixin, Base):
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
-    def new_feed_token(self) -> str:
-        """A fresh personal feed token; the old URL stops working at once. Shown, never stored."""
-        token = secrets.token_urlsafe(32)
+    def new_feed_token(self, secret: str | None = None) -> str:
+        """A fresh personal feed token; the old URL stops working at once. Never stored.
+
+        With the app's `secret` the token is derived from it, the user and a generation that
+        only goes up, so its owner can be shown it again later (`feed_token`) while the
+        database holds only its hash; without one (scripts, tests) it is random.
+        """
+        self.feed_generation = (self.feed_generation or 0) + 1
+        token = self._derived_feed_token(secret) if secret else secrets.token_urlsafe(32)
         self.feed_token_hash = hash_token(token)
         return token
+
+    def feed_token(self, secret: str) -> str | None:
+        """The current feed token, for its owner's eyes, if it was derived from `secret`.
+
+        None when there is none, or when it was made another way (or before the secret changed):
+        then only replacing it gives a URL that can be shown.
+        """
+        if self.feed_token_hash is None:
+            return None
+        token = self._derived_feed_token(secret)
+        return token if hmac.compare_digest(hash_token(token), self.feed_token_hash) else None
+
+    def _derived_feed_token(self, secret: str) -> str:
+        message = f"feed-token:{self.id}:{self.feed_generation}".encode()
+        digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

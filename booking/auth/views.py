@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
@@ -158,4 +158,8 @@ def account() -> str | Response:
             session["language"] = current_user.language
             flash(_("Saved."), "success")
             return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", form=form)
+    response = make_response(render_template("auth/account.html", form=form))
+    # the page shows the personal calendar URL, a secret: never cached, never in a Referer
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

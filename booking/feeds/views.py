@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -497,19 +497,24 @@ def space_feed_links() -> list[dict[str, str]]:
 @bp.app_context_processor
 def _feed_helpers() -> dict[str, Any]:
     # functions, so pages that do not show feeds pay nothing
-    return {"feed_subscribe_links": subscribe_links, "space_feed_links": space_feed_links, "feed_url": feed_url}
+    return {
+        "feed_subscribe_links": subscribe_links,
+        "space_feed_links": space_feed_links,
+        "feed_url": feed_url,
+        "personal_feed_token": personal_feed_token,
+    }
 
 
 @bp.post("/account/feed-token")
 @login_required
 def rotate_token() -> Response:
-    """Replace the personal feed token; the old URL answers 404 from now on.
+    """Create or replace the personal feed token; an old URL answers 404 from now on.
 
-    Only the hash is stored, so the new URL is shown on this response and
-    nowhere else (not in the session, not in a redirect, not in the log).
+    Post, redirect, get: a refresh of the account page shows the URL again and never
+    replaces it (the token is derived from the app's secret; only its hash is stored).
     """
     had_token = current_user.feed_token_hash is not None
-    token = current_user.new_feed_token()
+    current_user.new_feed_token(current_app.config["SECRET_KEY"])
     db.session.commit()
     log.info("feed token %s for user %s", "replaced" if had_token else "created", current_user.id)
     flash(
@@ -518,7 +523,12 @@ def rotate_token() -> Response:
         else _("Your calendar URL is ready."),
         "success",
     )
-    response = make_response(render_template("feeds/token.html", feed_token=token))
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return redirect(url_for("auth.account", _anchor="calendar-feed"), 303)
+
+
+def personal_feed_token() -> str | None:
+    """The signed-in user's current feed token, for the account page (None: none to show)."""
+    if not current_user.is_authenticated:
+        return None
+    token: str | None = current_user.feed_token(current_app.config["SECRET_KEY"])
+    return token

@@ -13,7 +13,9 @@ def test_register_log_out_and_in(page, live_server):
     assert axe_violations(page) == []
     page.fill("input[name=email]", email)
     page.fill("input[name=display_name]", "陈佳怡 🌸")
+    assert page.input_value("select[name=organisation]") == "0"  # "请选择": no unit chosen for them
     page.select_option("select[name=organisation]", index=2)
+    unit = page.input_value("select[name=organisation]")
     page.fill("input[name=password]", "12345678")  # too common: refused with a clear error
     page.fill("input[name=confirm]", "12345678")
     page.click("form.card button[type=submit]")
@@ -27,6 +29,21 @@ def test_register_log_out_and_in(page, live_server):
     page.goto(f"{live_server.url}/account")
     shot(page, "account")
     assert axe_violations(page) == []
+    assert page.input_value("select[name=organisation]") == unit  # the saved unit, not the first
+
+    # the personal calendar URL: created once, still there after a refresh, and it works
+    page.click("form[action$='/account/feed-token'] button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/account#calendar-feed")
+    url = page.input_value("#feed-url")
+    assert "/feeds/" in url
+    page.reload()
+    assert page.input_value("#feed-url") == url
+    page.locator("#calendar-feed").scroll_into_view_if_needed()
+    shot(page, "account-calendar-url")
+    path = "/" + url.split("://", 1)[1].split("/", 1)[1]  # the URL names the public host; ask the test server
+    feed = page.request.get(live_server.url + path)
+    assert feed.status == 200
+    assert "BEGIN:VCALENDAR" in feed.text()
 
 
 def test_login_page_in_both_languages(page, live_server):

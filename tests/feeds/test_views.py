@@ -54,11 +54,15 @@ def login(client: FlaskClient, user: User) -> None:
 
 
 def new_token(client: FlaskClient) -> str:
+    """Create or replace the URL as the account page does: POST, then the redirect's page shows it."""
     response = client.post("/account/feed-token")
-    assert response.status_code == 200
-    assert response.headers["Cache-Control"] == "no-store"
-    found = re.findall(r"/feeds/([A-Za-z0-9_-]{20,})\.ics", response.get_data(as_text=True))
-    assert found, "the new URL must be shown right after creation"
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/account#calendar-feed")
+    page = client.get("/account")
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    found = re.findall(r"/feeds/([A-Za-z0-9_-]{20,})\.ics", page.get_data(as_text=True))
+    assert found, "the account page shows its owner's calendar URL"
     return found[0]
 
 
@@ -454,25 +458,28 @@ def test_rotation_kills_the_old_url(client: FlaskClient, member: User) -> None:
     assert "/feeds/spaces/meeting-room.ics" in page
     old = new_token(client)
     assert fetch(client, f"/feeds/{old}.ics").status_code == 200
-    response = client.post("/account/feed-token")
-    html = response.get_data(as_text=True)
-    new = re.findall(r"/feeds/([A-Za-z0-9_-]{20,})\.ics", html)[0]
+    # a refresh of the page shows the same URL and replaces nothing
+    for _ in range(2):
+        assert f"/feeds/{old}.ics" in client.get("/account").get_data(as_text=True)
+    assert fetch(client, f"/feeds/{old}.ics").status_code == 200
+
+    new = new_token(client)  # replacing is its own, confirmed action
+    html = client.get("/account").get_data(as_text=True)
     assert new != old
     assert f"webcal://{HOST_FROM_PUBLIC_URL}/feeds/{new}.ics" in html
     assert "https://calendar.google.com/calendar/r?cid=webcal%3A%2F%2F" in html
     assert 'data-copy-target="#feed-url"' in html
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "data-confirm=" in html
+    assert "Replace my calendar URL" in html
     assert fetch(client, f"/feeds/{old}.ics").status_code == 404
     assert fetch(client, f"/feeds/{new}.ics").status_code == 200
-    # the token is never kept: the account page cannot show it again, and the session holds no copy
-    again = client.get("/account").get_data(as_text=True)
-    assert new not in again
-    assert "Replace my calendar URL" in again
+    # neither the session nor the database holds the token itself
     with client.session_transaction() as sess:
         assert new not in repr(dict(sess))
     db.session.refresh(member)
     assert member.feed_token_hash is not None
     assert new not in member.feed_token_hash
+    assert new not in repr([getattr(member, c.key) for c in User.__table__.columns])
 
 
 HOST_FROM_PUBLIC_URL = "127.0.0.1:5000"
