@@ -64,6 +64,17 @@ def weekday_name(day: date) -> str:
     return babel_dates.format_date(day, "EEE", locale=str(get_locale()))
 
 
+def opening_rows(space: Space, today: date) -> list[tuple[str, str | None]]:
+    """The space's opening hours, Monday to Sunday: ('周一', '07:00–21:00'), or None when closed."""
+    monday = today - timedelta(days=today.weekday())
+    rows = []
+    for weekday in range(7):
+        spans = (space.opening_hours or {}).get(str(weekday)) or []
+        text = ", ".join(f"{start}–{end}" for start, end in spans) or None
+        rows.append((weekday_name(monday + timedelta(days=weekday)), text))
+    return rows
+
+
 def heading_for(view: WeekView) -> str:
     locale = str(get_locale())
     if view.month:
@@ -130,6 +141,7 @@ def week(slug: str) -> str | Response:
         heading=heading,
         grid=_week_grid(view, heading) if space.bookable else "",
         approval=approval_notice(space) if space.bookable else None,
+        hours=None if space.bookable else opening_rows(space, today),
     )
     if page_key is not None:
         until = view.grid_valid_until() if space.bookable else local_midnight(today + timedelta(days=1), view.rules.tz)

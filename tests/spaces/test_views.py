@@ -302,3 +302,25 @@ def test_a_station_closure_reaches_cached_pages_of_spaces_it_cancelled_nothing_i
     db.session.remove()
     after = client.get(url).get_data(as_text=True)
     assert 'class="cell-reason">停电检修</span>' in after
+
+
+def test_the_walk_in_cycling_stop_shows_its_opening_hours(client, space):
+    stop = space("cycling-stop")
+    stop.opening_hours = {str(d): [["07:00", "21:00"]] for d in range(6)}  # closed on Sundays
+    db.session.commit()
+    html = client.get("/spaces/cycling-stop").get_data(as_text=True)
+    assert "Walk-in, no booking needed" in html
+    hours = re.search(r'<section class="card card-body shadow-sm opening-hours".*?</section>', html, re.S).group(0)
+    rows = re.findall(r'<th scope="row" class="fw-normal">(\w+)</th><td>([^<]+)</td>', hours)
+    assert rows == [
+        ("Mon", "07:00–21:00"),
+        ("Tue", "07:00–21:00"),
+        ("Wed", "07:00–21:00"),
+        ("Thu", "07:00–21:00"),
+        ("Fri", "07:00–21:00"),
+        ("Sat", "07:00–21:00"),
+        ("Sun", "Closed"),
+    ]
+    chinese = client.get("/spaces/cycling-stop", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "开放时间" in chinese
+    assert "周一" in chinese
