@@ -7,6 +7,7 @@ service and shown through `refusal_message`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -61,6 +62,13 @@ def format_duration(value: timedelta) -> str:
     return " ".join(parts)
 
 
+def _units_left(left: int, space: Space) -> str:
+    # "Only 2 of 20 seats left at that time."
+    return gettext(
+        "Only %(left)d of %(capacity)s left at that time.", left=left, capacity=count_units(space.capacity, space)
+    )
+
+
 def _when(value: datetime, space: Space) -> str:
     tz = space.location.tz
     local = value.astimezone(tz)
@@ -77,14 +85,26 @@ def _span_text(interval: Interval, space: Space) -> str:
     return format_span(interval.start, interval.end, whole_days=space.whole_days, tz=space.location.tz)
 
 
-def refusal_message(refusal: refusals.Refusal, space: Space) -> str:
-    """One sentence per refusal type, naming what is in the way, in the reader's language."""
+def refusal_message(refusal: refusals.Refusal, space: Space, *, own: Sequence[tuple[str, Interval]] = ()) -> str:
+    """One sentence per refusal type, naming what is in the way, in the reader's language.
+
+    `own` are the reader's own bookings among those in the way (title and time), named as such;
+    other people's are only ever "booked", never by whom.
+    """
     rules = space.rules()
     match refusal:
         case refusals.Conflict(left=left):
+            if own:
+                title, interval = own[0]
+                text = gettext(
+                    "You already have “%(title)s” %(span)s here.", title=title, span=_span_text(interval, space)
+                )
+                if not space.exclusive and left > 0:
+                    text += " " + _units_left(left, space)
+                return text
             if space.exclusive or left == 0:
                 return gettext("That time is already booked.")
-            return gettext("Only %(units)s left at that time.", units=count_units(left, space))
+            return _units_left(left, space)
         case refusals.Closed(reason=reason, interval=interval):
             return gettext("The space is closed %(span)s: %(reason)s", span=_span_text(interval, space), reason=reason)
         case refusals.TooSoon(earliest=earliest):

@@ -35,7 +35,7 @@ from booking.bookings.forms import (
 )
 from booking.bookings.models import Booking
 from booking.db import utcnow
-from booking.domain.intervals import local_midnight
+from booking.domain.intervals import Interval, local_midnight
 from booking.domain.recurrence import MAX_OCCURRENCES, Cut, CutReason, Recurrence, RecurrenceError, Skipped, SkipReason
 from booking.domain.refusals import Conflict
 from booking.domain.rules import SpaceRules
@@ -62,6 +62,48 @@ def page_helpers() -> dict[str, object]:
 def weekday_name(day: date) -> str:
     """'周二' / 'Tue'."""
     return babel_dates.format_date(day, "EEE", locale=str(get_locale()))
+
+
+# The time fields a link sets itself (start/end); everything else the member typed goes along.
+_TIME_FIELDS = {"day", "start_time", "end_time", "slot", "slot_count", "first_day", "last_day", "csrf_token"}
+
+
+def _kept_values(form: Any) -> dict[str, list[str]]:
+    """What the member typed into the refused form, as query values for the nearest-free link."""
+    kept: dict[str, list[str]] = {}
+    for field in form:
+        if field.name in _TIME_FIELDS or field.name not in request.form:
+            continue
+        kept[field.name] = request.form.getlist(field.name)
+    return kept
+
+
+def _typed_values(form: Any, args: Any) -> dict[str, Any]:
+    """Values a nearest-free link carried back (title, units, repeat choice...), for the form's fields."""
+    values: dict[str, Any] = {}
+    for field in form:
+        if field.name in _TIME_FIELDS or field.name not in args:
+            continue
+        raw = args.getlist(field.name)
+        coerce = getattr(field, "coerce", str)  # select fields compare coerced values when they render
+        try:
+            typed = [coerce(value) for value in raw]
+        except (ValueError, TypeError):
+            continue  # an edited link: the field keeps its default
+        values[field.name] = typed if field.type == "SelectMultipleField" else typed[0]
+    return values
+
+
+def _own_in_the_way(refusal: object) -> list[tuple[str, Interval]]:
+    """The signed-in member's own bookings among those a capacity refusal names (title, time)."""
+    if not isinstance(refusal, Conflict) or not refusal.blocking:
+        return []
+    mine = db.session.scalars(
+        select(Booking)
+        .where(Booking.id.in_(refusal.blocking), Booking.requester_id == current_user.id)
+        .order_by(Booking.start_at)
+    )
+    return [(b.title, Interval(b.start_at, b.end_at)) for b in mine]
 
 
 def opening_rows(space: Space, today: date) -> list[tuple[str, str | None]]:
@@ -229,6 +271,7 @@ def book(slug: str) -> Response | tuple[str, int]:
         data = prefill(space, request.args.get("start"), request.args.get("end"))
         if issubclass(form_type, RepeatForm):
             data.update(repeat_defaults(data.get("day")))
+        data.update(_typed_values(form_type(space, formdata=None), request.args))
         form = form_type(space, data=data)
     else:
         form = form_type(space)
@@ -263,7 +306,9 @@ def book(slug: str) -> Response | tuple[str, int]:
                         title_public=bool("title_public" in form and form.title_public.data),
                     )
                 except services.BookingRefused as refused:
-                    form.form_errors.append(refusal_message(refused.refusal, space))
+                    form.form_errors.append(
+                        refusal_message(refused.refusal, space, own=_own_in_the_way(refused.refusal))
+                    )
                     if isinstance(refused.refusal, Conflict):
                         nearest = refused.refusal.nearest_free
                     status = 409
@@ -283,7 +328,7 @@ def book(slug: str) -> Response | tuple[str, int]:
         rules=space.rules(),
         approval=approval_notice(space),
         nearest=nearest,
-        nearest_params=link_params(space, nearest) if nearest else None,
+        nearest_params={**_kept_values(form), **link_params(space, nearest)} if nearest else None,
         unit=space.unit_label(locale),
         back_date=_chosen_day(form),
     ), status

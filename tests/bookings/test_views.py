@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
 import pytest
@@ -142,8 +143,46 @@ def test_conflict_shows_the_message_and_the_nearest_free_time(client, member, ma
     html = response.get_data(as_text=True)
     assert "That time is already booked." in html
     assert "nearest-free" in html
-    assert f"/spaces/meeting-room/book?start={local(day, 11)}&amp;end={local(day, 12)}" in html
+    link = re.search(r'<a class="alert-link nearest-free" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert f"start={local(day, 11)}" in link
+    assert f"end={local(day, 12)}" in link
     assert 'value="撞车"' in html  # what they typed is kept
+
+    # the nearest free time's link opens the form at that time with everything else they typed
+    offered = client.get(link).get_data(as_text=True)
+    assert 'value="撞车"' in offered
+    attendees = re.search(r'<input[^>]*name="attendees"[^>]*>', offered).group(0)
+    assert 'value="2"' in attendees
+    start = re.search(r'<select[^>]*name="start_time"[^>]*>(.*?)</select>', offered, re.S).group(1)
+    assert re.search(r'<option selected value="11:00">', start)
+
+
+def test_a_conflict_with_ones_own_booking_names_it_and_others_stay_anonymous(client, member, make_user, space):
+    room = space("meeting-room")
+    day = weekday_ahead(3)
+    book_as(member, room, at(day, 10), at(day, 11), "Weekly sync")
+    other = make_user(display_name="路人甲")
+    book_as(other, room, at(day, 14), at(day, 15), "Secret board meeting")
+    login(client, member.email)
+
+    mine = client.post(
+        "/spaces/meeting-room/book",
+        data={"title": "again", "day": day.isoformat(), "start_time": "10:30", "end_time": "11:30", "attendees": 2},
+    )
+    assert mine.status_code == 409
+    html = mine.get_data(as_text=True)
+    assert "You already have “Weekly sync”" in html
+    assert "10:00" in html.split("You already have", 1)[1][:120]
+
+    theirs = client.post(
+        "/spaces/meeting-room/book",
+        data={"title": "again", "day": day.isoformat(), "start_time": "14:00", "end_time": "15:00", "attendees": 2},
+    )
+    assert theirs.status_code == 409
+    html = theirs.get_data(as_text=True)
+    assert "That time is already booked." in html
+    assert "Secret board meeting" not in html
+    assert "路人甲" not in html
 
 
 def test_seats_conflict_names_the_units_left(client, member, make_user, space):
@@ -167,7 +206,7 @@ def test_seats_conflict_names_the_units_left(client, member, make_user, space):
         data={"title": "自习", "day": day.isoformat(), "start_time": "10:00", "end_time": "11:00", "units": 4},
     )
     assert response.status_code == 409
-    assert "Only 3 seats left at that time." in response.get_data(as_text=True)
+    assert "Only 3 of 20 seats left at that time." in response.get_data(as_text=True)
 
 
 def test_closure_refusal_names_the_reason(client, member, space, staff):
