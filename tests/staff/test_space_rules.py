@@ -103,7 +103,10 @@ def test_changes_are_saved_and_audited_before_and_after(client, staff, space):
     assert event.details["before"]["max_future_bookings"] == 5
     assert event.details["after"]["max_future_bookings"] == 3
     assert event.details["after"]["opening_hours"]["0"] == [["08:30", "12:00"], ["13:00", "21:00"]]
-    assert "opening_hours" in client.get(f"/staff/audit?space={room.id}").get_data(as_text=True)
+    trail = client.get(f"/staff/audit?space={room.id}").get_data(as_text=True)
+    assert "Opening hours:" in trail
+    assert "Mon 08:30–12:00, 13:00–21:00" in trail
+    assert "opening_hours" not in trail.split("<tbody>", 1)[1]
 
 
 def test_new_opening_hours_that_strand_future_bookings_list_them(client, staff, make_user, space, book, real_now):
