@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, event
+from sqlalchemy import DateTime, Engine, MetaData, bindparam, case, event
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from sqlalchemy.types import TypeDecorator
 
@@ -30,6 +30,14 @@ class Base(DeclarativeBase):
 def utcnow() -> datetime:
     """The clock's now (`booking.clock`): column defaults and services read the same instant."""
     return clock.now()
+
+
+def watermark_values(table: Any, now: datetime | None = None) -> dict[str, Any]:
+    """SET clause that moves a watermark (`version`, `changed_at`): the version up by one, the time
+    to `now` unless it is later already (a clock that stepped back, or another host's), so neither
+    ever goes back. Without `now` it is the bound parameter "now", for prebuilt statements."""
+    at = bindparam("now", now, type_=UTCDateTime)
+    return {"version": table.c.version + 1, "changed_at": case((table.c.changed_at < at, at), else_=table.c.changed_at)}
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -8,12 +8,13 @@ import logging
 from blinker import Namespace
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from booking import clock
 from booking.auth.models import Organisation, User
+from booking.db import watermark_values
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ def update_account(session: Session, user: User, *, display_name: str, organisat
     if feed_changed:
         # the name and unit appear in staff's feeds and pages, the language in the personal feed
         now = clock.now()
-        user.version = User.version + 1
-        user.changed_at = case((User.changed_at < now, now), else_=User.changed_at)
+        for column, value in watermark_values(User.__table__, now).items():
+            setattr(user, column, value)
         if shown_elsewhere:
             session.flush()
             shown_changed.send(session, user_id=user.id, now=now)

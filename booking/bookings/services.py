@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from booking.auth import services as auth_services
 from booking.auth.models import User
 from booking.bookings.models import HOLDING, AuditEvent, Booking, Status
-from booking.db import UTCDateTime, utcnow, write_transaction
+from booking.db import UTCDateTime, utcnow, watermark_values, write_transaction
 from booking.domain.availability import nearest_free
 from booking.domain.capacity import Hold
 from booking.domain.check import ClosureSpan, Request, capacity_refusal, check_request, closure_refusal, policy_refusal
@@ -229,16 +229,6 @@ def audit(
 @functools.cache
 def _audit_stmt() -> Any:
     return insert(AuditEvent.__table__)
-
-
-def watermark_values(table: Any) -> dict[str, Any]:
-    """SET clause that moves a watermark: the version up by one, the time to `now` unless it is later
-    already (a clock that stepped back, or another host's), so neither ever goes back."""
-    now = bindparam("now", type_=UTCDateTime)
-    return {
-        "version": table.c.version + 1,
-        "changed_at": case((table.c.changed_at < now, now), else_=table.c.changed_at),
-    }
 
 
 @functools.cache

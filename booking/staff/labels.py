@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel import dates as babel_dates
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from wtforms.fields.core import UnboundField
 
@@ -30,6 +32,20 @@ def action_label(action: str) -> str:
         "account": _("Account changed"),
     }
     return labels.get(action, _("Other change"))
+
+
+def override_label(code: str) -> str:
+    """The policy a staff override lifted, in words (the refusal's code is what is stored)."""
+    words = {
+        "too_soon": _("minimum notice"),
+        "too_far_ahead": _("how far ahead"),
+        "too_long": _("maximum length"),
+        "too_short": _("minimum length"),
+        "too_many_units": _("units per booking"),
+        "too_many_attendees": _("people per booking"),
+        "too_many_future_bookings": _("bookings per member"),
+    }
+    return ", ".join(words.get(part.strip(), _("a policy limit")) for part in str(code).split(","))
 
 
 def status_label(status: str | None) -> str:
@@ -83,4 +99,5 @@ def value_label(key: str, value: Any, names: dict[int, str] | None = None) -> st
 
 
 def _weekday(day: int) -> str:
-    return str([_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")][day % 7])
+    """'周一' / 'Mon' (0 is Monday), from Babel's locale data like the week grid's."""
+    return str(babel_dates.get_day_names("abbreviated", locale=str(get_locale()))[day % 7])

@@ -522,22 +522,7 @@ def audit() -> str:
         locale=_locale(),
         labels=labels,
         units={o.id: o.name(_locale()) for o in db.session.scalars(select(Organisation))},
-        override_label=_override_label,
     )
-
-
-def _override_label(code: str) -> str:
-    """The policy a staff override lifted, in words (the refusal's code is what is stored)."""
-    words = {
-        "too_soon": _("minimum notice"),
-        "too_far_ahead": _("how far ahead"),
-        "too_long": _("maximum length"),
-        "too_short": _("minimum length"),
-        "too_many_units": _("units per booking"),
-        "too_many_future_bookings": _("bookings per member"),
-        "too_many_attendees": _("people per booking"),
-    }
-    return ", ".join(words.get(part.strip(), _("a policy limit")) for part in str(code).split(","))
 
 
 # -- usage reports ------------------------------------------------------------------------
